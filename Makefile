@@ -1,0 +1,40 @@
+# tasktable: the two commands of the quick start are `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-full lint format bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[postgres,mysql,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The demo: a worker with 5 slots on the embedded SQLite default, and example tasks.
+run: install
+	$(BIN)/tasktable demo
+
+## The whole suite: lint, types, then every test (PostgreSQL/MariaDB tests skip if absent,
+## unless TASKTABLE_REQUIRE_SERVICES=1).
+test: install lint
+	$(BIN)/python -m pytest
+
+## The reliability scenarios at full size.
+test-full: install
+	TASKTABLE_FULL=1 $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The ``tasktable`` command: a thin layer over the public API."""

@@ -1,0 +1,44 @@
+"""What every command shares: the state object, --json output, parsing helpers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from ..app import TaskTable
+from ..settings import Settings
+
+
+@dataclass
+class CliState:
+    database_url: str | None
+    verbose: bool = False
+    _table: TaskTable | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        settings = Settings.from_env()
+        if self.database_url:
+            settings = settings.replace(database_url=self.database_url)
+        return settings
+
+    def table(self, *, auto_migrate: bool | None = None) -> TaskTable:
+        if self._table is None:
+            self._table = TaskTable(settings=self.settings(), auto_migrate=auto_migrate)
+        return self._table
+
+    def close(self) -> None:
+        if self._table is not None:
+            self._table.close()
+            self._table = None
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,90 @@
+"""``tasktable``: the CLI entry point. ``main(argv) -> int`` is callable from tests.
+
+Every command takes ``--db URL`` (else ``TASKTABLE_DATABASE_URL``, else the
+SQLite default). Errors are one sentence on stderr and a non-zero exit code;
+``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from ..errors import TaskTableError
+from .common import CliState, pass_state
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db",
+    "database_url",
+    envvar="TASKTABLE_DATABASE_URL",
+    default=None,
+    metavar="URL",
+    help="Database URL [env TASKTABLE_DATABASE_URL; default sqlite:///var/tasktable.sqlite3].",
+)
+@click.option("-v", "--verbose", is_flag=True, envvar="TASKTABLE_VERBOSE",
+              help="Show debug logs and tracebacks.")
+@click.version_option(package_name="tasktable")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
+    """Durable background tasks kept in a database table."""
+    ctx.obj = CliState(database_url=database_url, verbose=verbose)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    from . import schema, tasks, worker  # noqa: F401 - each module adds its commands
+
+    try:
+        from . import demo  # noqa: F401
+    except ImportError:  # pragma: no cover - demo is part of the package
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of exiting."""
+    _register()
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        result = cli.main(args=args, prog_name="tasktable", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return EXIT_ERROR
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except TaskTableError as exc:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"Error: {exc}", err=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except Exception as exc:  # a bug: still one sentence, traceback with -v
+        if verbose:
+            traceback.print_exc()
+        click.echo(
+            f"Error: unexpected {type(exc).__name__}: {exc} (run again with -v for details).",
+            err=True,
+        )
+        return EXIT_ERROR
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """The console-script entry point."""
+    sys.exit(main())
+
+
+__all__ = ["cli", "main", "pass_state", "run"]

@@ -1,0 +1,276 @@
+"""Commands on tasks: enqueue, list, show, retry, cancel, delete, clean, stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ..core.durations import format_duration, parse_duration
+from ..core.status import TaskStatus
+from ..core.task import Task
+from ..core.validation import parse_json_args
+from ..errors import InvalidInput, TaskNotFound
+from .common import CliState, json_option, pass_state, print_json
+from .main import cli
+
+_STATUS_STYLE = {
+    "pending": "yellow",
+    "running": "cyan",
+    "success": "green",
+    "error": "red",
+    "cancelled": "dim",
+}
+
+
+def _ids(values: tuple[str, ...]) -> list[int]:
+    ids: list[int] = []
+    for value in values:
+        try:
+            ids.append(int(value))
+        except ValueError:
+            raise InvalidInput(f"Task id {value!r} is not a number.") from None
+    return ids
+
+
+@cli.command()
+@click.argument("handler")
+@click.option("--args", "args_text", default=None, metavar="JSON",
+              help='Arguments as a JSON object or array, e.g. \'{"order_ids": [1, 2]}\'.')
+@click.option("--name", default=None, help="Task name (default: the handler's task name).")
+@click.option("--queue", default="default", show_default=True)
+@click.option("--priority", type=int, default=0, show_default=True,
+              help="-100..100; higher runs first.")
+@click.option("--delay", default=None, help="Run no earlier than this from now, e.g. 10s, 5m.")
+@click.option("--run-at", default=None, metavar="ISO", help="Run no earlier than this UTC time.")
+@click.option("--max-attempts", type=int, default=None, help="Runs in all if it keeps failing.")
+@click.option("--timeout", default=None, help="Stop the task after this long, e.g. 30s.")
+@click.option("--unique-key", default=None, help="No second live task with this key.")
+@click.option("--no-verify", is_flag=True,
+              help="Do not import the handler to check it (the worker still will).")
+@json_option
+@pass_state
+def enqueue(state: CliState, handler: str, args_text: str | None, name: str | None, queue: str,
+            priority: int, delay: str | None, run_at: str | None, max_attempts: int | None,
+            timeout: str | None, unique_key: str | None, no_verify: bool, as_json: bool) -> None:
+    """Add a task for HANDLER (package.module:ClassName) and print its id."""
+    args = parse_json_args(args_text) if args_text is not None else {}
+    seconds = parse_duration(timeout).total_seconds() if timeout is not None else None
+    task = state.table().enqueue(
+        handler, args, name=name, queue=queue, priority=priority, delay=delay, run_at=run_at,
+        max_attempts=max_attempts, timeout=seconds, unique_key=unique_key, verify=not no_verify,
+    )
+    if as_json:
+        print_json(task.to_json())
+    else:
+        click.echo(task.id)
+
+
+@cli.command(name="list")
+@click.option("--status", "statuses", multiple=True, help="pending, running, success, error, cancelled.")
+@click.option("--name", default=None, help="Name contains this text (case-insensitive).")
+@click.option("--handler", default=None, help="Exact handler path.")
+@click.option("--queue", "queues", multiple=True)
+@click.option("--search", default=None, help="Name, handler or args contain this text.")
+@click.option("--sort", default="-id", show_default=True, help="Field, '-' for descending.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--cursor", default=None, help="Next-page cursor printed by a previous list.")
+@json_option
+@pass_state
+def list_(state: CliState, statuses: tuple[str, ...], name: str | None, handler: str | None,
+          queues: tuple[str, ...], search: str | None, sort: str, limit: int, cursor: str | None,
+          as_json: bool) -> None:
+    """List tasks, newest first."""
+    page = state.table().list(
+        status=list(statuses) or None, name=name, handler=handler, queue=list(queues) or None,
+        search=search, sort=sort, limit=limit, cursor=cursor,
+    )
+    if as_json:
+        print_json({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "handler", "status", "queue", "created_at", "finished_at"):
+        table.add_column(column)
+    for task in page.tasks:
+        table.add_row(
+            str(task.id), task.name, task.handler,
+            f"[{_STATUS_STYLE[task.status.value]}]{task.status.value}[/]", task.queue,
+            _ts(task.created_at), _ts(task.finished_at),
+        )
+    console = Console()
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"[dim]More: --cursor {page.next_cursor}[/]")
+
+
+def _ts(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+@cli.command()
+@click.argument("task_id")
+@json_option
+@pass_state
+def show(state: CliState, task_id: str, as_json: bool) -> None:
+    """Show one task with its messages, progress, error and files."""
+    task = state.table().get(_ids((task_id,))[0])
+    if as_json:
+        print_json(task.to_json())
+        return
+    _print_task(task)
+
+
+def _print_task(task: Task) -> None:
+    console = Console(highlight=False)
+    rows: list[tuple[str, str]] = [
+        ("id", str(task.id)), ("name", task.name), ("handler", task.handler),
+        ("status", f"[{_STATUS_STYLE[task.status.value]}]{task.status.value}[/]"),
+        ("args", _json(task.args)), ("queue", task.queue), ("priority", str(task.priority)),
+        ("attempts", f"{task.attempts} of {task.max_attempts}"),
+        ("created_at", _ts(task.created_at)), ("run_at", _ts(task.run_at)),
+        ("executed_at", _ts(task.executed_at)), ("finished_at", _ts(task.finished_at)),
+    ]
+    if task.progress:
+        total = f"/{task.progress.total}" if task.progress.total is not None else ""
+        rows.append(("progress", f"{task.progress.done}{total}"))
+    if task.worker:
+        rows.append(("worker", task.worker))
+    if task.action_link and not task.action_link.is_empty:
+        rows.append(("action_link", _json(task.action_link.to_json())))
+    for f in task.files:
+        rows.append(("file", f"{f.filename} ({f.size} bytes, {f.content_type})"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in rows:
+        grid.add_row(key, value)
+    console.print(grid)
+    if task.messages:
+        console.print("[bold]messages[/]")
+        for m in task.messages:
+            console.print(f"  {_ts(m.time)} [{m.level}] {m.text}", markup=False)
+    if task.error:
+        console.print("[bold]error[/]")
+        console.print(task.error, markup=False)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _act(state: CliState, verb: str, ids: list[int], moved: list[int], as_json: bool,
+         extra: dict[str, Any] | None = None) -> int:
+    table = state.table()
+    missing = [i for i in ids if i not in moved]
+    unknown: list[int] = []
+    for i in missing:
+        try:
+            table.get(i)
+        except TaskNotFound:
+            unknown.append(i)
+    if as_json:
+        print_json({verb: moved, "unchanged": [i for i in missing if i not in unknown],
+                    "not_found": unknown, **(extra or {})})
+    else:
+        if moved:
+            click.echo(f"{verb.capitalize()}: {', '.join(map(str, moved))}.")
+        for i in missing:
+            reason = "no such task" if i in unknown else "its status does not allow it"
+            click.echo(f"Task {i} was not {verb}: {reason}.", err=True)
+    return 0 if not missing else 1
+
+
+@cli.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@json_option
+@pass_state
+def retry(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
+    """Run error or cancelled tasks again."""
+    ids = _ids(task_ids)
+    return _act(state, "retried", ids, state.table().retry(*ids), as_json)
+
+
+@cli.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@json_option
+@pass_state
+def cancel(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
+    """Cancel pending tasks (running ones are asked to stop)."""
+    ids = _ids(task_ids)
+    cancelled, requested = state.table().cancel(*ids)
+    if requested and not as_json:
+        click.echo(f"Asked running task(s) {', '.join(map(str, requested))} to stop.")
+    return _act(state, "cancelled", ids, cancelled + requested, as_json,
+                {"stop_requested": requested})
+
+
+@cli.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@json_option
+@pass_state
+def delete(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
+    """Delete tasks and their files."""
+    ids = _ids(task_ids)
+    return _act(state, "deleted", ids, state.table().delete(*ids), as_json)
+
+
+@cli.command()
+@click.option("--older-than", default=None,
+              help="Age of finished tasks to delete [env TASKTABLE_RETENTION; default 30d].")
+@click.option("--status", "statuses", multiple=True, help="success, error or cancelled (default all three).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@json_option
+@pass_state
+def clean(state: CliState, older_than: str | None, statuses: tuple[str, ...], dry_run: bool,
+          batch_size: int, as_json: bool) -> None:
+    """Delete finished tasks older than the retention (never pending or running ones)."""
+    table = state.table()
+    age = parse_duration(older_than) if older_than else table.settings.retention
+    total = table.count_cleanable(age, statuses=list(statuses) or None)
+    if dry_run:
+        if as_json:
+            print_json({"would_delete": total, "older_than_seconds": age.total_seconds()})
+        else:
+            click.echo(f"Would delete {total} task(s) finished more than {format_duration(age)} ago.")
+        return
+    with Progress(TextColumn("Cleaning"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True,
+                  disable=as_json or total < batch_size) as bar:
+        job = bar.add_task("clean", total=total)
+        removed = table.clean(age, statuses=list(statuses) or None, batch_size=batch_size,
+                              progress=lambda n: bar.advance(job, n))
+    if as_json:
+        print_json({"deleted": removed, "older_than_seconds": age.total_seconds()})
+    else:
+        click.echo(f"Deleted {removed} task(s) finished more than {format_duration(age)} ago.")
+
+
+@cli.command()
+@json_option
+@pass_state
+def stats(state: CliState, as_json: bool) -> None:
+    """Counts by status and queue, throughput, oldest pending task."""
+    data = state.table().stats()
+    if as_json:
+        print_json(data.to_json())
+        return
+    console = Console(highlight=False)
+    table = Table(box=None, header_style="bold")
+    table.add_column("queue")
+    for status in TaskStatus:
+        table.add_column(status.value, justify="right")
+    for queue, counts in sorted(data.by_queue.items()):
+        table.add_row(queue, *(str(counts.get(s.value, 0)) for s in TaskStatus))
+    table.add_row("[bold]all[/]", *(f"[bold]{data.by_status.get(s.value, 0)}[/]" for s in TaskStatus))
+    console.print(table)
+    age = data.oldest_pending_age
+    console.print(f"Finished in the last minute: {data.finished_last_minute}, "
+                  f"last hour: {data.finished_last_hour}")
+    console.print(f"Oldest due pending task: {format_duration(age) if age is not None else 'none'}")
+    console.print(f"Workers alive: {len(data.workers)}")

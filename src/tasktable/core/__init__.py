@@ -1,0 +1,1 @@
+"""The pure core: values, the status machine, durations, validation. No I/O."""

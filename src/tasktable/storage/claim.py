@@ -1,0 +1,164 @@
+"""The claim: one atomic statement (or transaction) per dialect.
+
+Each claim moves up to ``limit`` due pending tasks to ``running`` in priority
+(higher first), then id order, stamping the worker, a fresh claim token, and
+``attempts + 1``. The SQL is written out per dialect so it can be read and
+EXPLAINed as it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, bindparam, text
+
+from .schema import task_table
+
+_COLUMNS = ", ".join(c.name for c in task_table.c)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the worker picks its strategy from these, not from types."""
+
+    skip_locked: bool
+    update_returning: bool
+    listen_notify: bool
+    concurrent_writers: bool  # False on SQLite: one writer at a time per file
+
+
+_PG_CLAIM = """
+UPDATE tasktable_task
+   SET status = 'running', worker = :worker, claim_token = :token,
+       attempts = attempts + 1, executed_at = statement_timestamp(),
+       heartbeat_at = statement_timestamp(), cancel_requested = false,
+       progress_done = NULL, progress_total = NULL
+ WHERE id IN (
+       SELECT id FROM tasktable_task
+        WHERE status = 'pending' AND run_at <= statement_timestamp() {queues}
+        ORDER BY priority DESC, id
+        LIMIT :limit
+          FOR UPDATE SKIP LOCKED)
+RETURNING {columns}
+"""
+
+_SQLITE_CLAIM = """
+UPDATE tasktable_task
+   SET status = 'running', worker = :worker, claim_token = :token,
+       attempts = attempts + 1,
+       executed_at = strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+       heartbeat_at = strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+       cancel_requested = 0, progress_done = NULL, progress_total = NULL
+ WHERE id IN (
+       SELECT id FROM tasktable_task
+        WHERE status = 'pending'
+          AND run_at <= strftime('%Y-%m-%d %H:%M:%f000', 'now') {queues}
+        ORDER BY priority DESC, id
+        LIMIT :limit)
+RETURNING {columns}
+"""
+
+_MYSQL_PICK = """
+SELECT id, UTC_TIMESTAMP(6) AS now_utc FROM tasktable_task
+ WHERE status = 'pending' AND run_at <= UTC_TIMESTAMP(6) {queues}
+ ORDER BY priority DESC, id
+ LIMIT :limit
+   FOR UPDATE SKIP LOCKED
+"""
+
+_MYSQL_TAKE = """
+UPDATE tasktable_task
+   SET status = 'running', worker = :worker, claim_token = :token,
+       attempts = attempts + 1, executed_at = :now, heartbeat_at = :now,
+       cancel_requested = false, progress_done = NULL, progress_total = NULL
+ WHERE id IN :ids
+"""
+
+_MYSQL_READ = "SELECT {columns} FROM tasktable_task WHERE id IN :ids"
+
+
+def _statement(sql: str, queues: Sequence[str], **extra: Any) -> Any:
+    clause = "AND queue IN :queues" if queues else ""
+    stmt = text(sql.format(queues=clause, columns=_COLUMNS, **extra))
+    if queues:
+        stmt = stmt.bindparams(bindparam("queues", expanding=True))
+    return stmt
+
+
+class Claimer:
+    capabilities: Capabilities
+
+    def claim(
+        self, conn: Connection, worker: str, token: str, queues: Sequence[str], limit: int
+    ) -> Sequence[RowMapping]:
+        raise NotImplementedError
+
+
+class ReturningClaimer(Claimer):
+    """PostgreSQL and SQLite: one ``UPDATE ... RETURNING``."""
+
+    def __init__(self, sql: str, capabilities: Capabilities) -> None:
+        self.sql = sql
+        self.capabilities = capabilities
+        self._cache: dict[bool, Any] = {}
+
+    def claim(
+        self, conn: Connection, worker: str, token: str, queues: Sequence[str], limit: int
+    ) -> Sequence[RowMapping]:
+        stmt = self._cache.get(bool(queues))
+        if stmt is None:
+            stmt = _statement(self.sql, queues).columns(*task_table.c)
+            self._cache[bool(queues)] = stmt
+        params: dict[str, Any] = {"worker": worker, "token": token, "limit": limit}
+        if queues:
+            params["queues"] = list(queues)
+        rows = conn.execute(stmt, params).mappings().all()
+        return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+
+
+class MySQLClaimer(Claimer):
+    """MariaDB/MySQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE``, one transaction."""
+
+    capabilities = Capabilities(
+        skip_locked=True, update_returning=False, listen_notify=False, concurrent_writers=True
+    )
+
+    def claim(
+        self, conn: Connection, worker: str, token: str, queues: Sequence[str], limit: int
+    ) -> Sequence[RowMapping]:
+        params: dict[str, Any] = {"limit": limit}
+        if queues:
+            params["queues"] = list(queues)
+        picked = conn.execute(_statement(_MYSQL_PICK, queues), params).all()
+        if not picked:
+            return []
+        ids = [row[0] for row in picked]
+        take = text(_MYSQL_TAKE).bindparams(bindparam("ids", expanding=True))
+        conn.execute(take, {"worker": worker, "token": token, "now": picked[0][1], "ids": ids})
+        read = (
+            text(_MYSQL_READ.format(columns=_COLUMNS))
+            .bindparams(bindparam("ids", expanding=True))
+            .columns(*task_table.c)
+        )
+        rows = conn.execute(read, {"ids": ids}).mappings().all()
+        return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+
+
+def claimer_for(dialect_name: str) -> Claimer:
+    if dialect_name == "postgresql":
+        return ReturningClaimer(
+            _PG_CLAIM,
+            Capabilities(
+                skip_locked=True, update_returning=True, listen_notify=True, concurrent_writers=True
+            ),
+        )
+    if dialect_name in ("mysql", "mariadb"):
+        return MySQLClaimer()
+    return ReturningClaimer(
+        _SQLITE_CLAIM,
+        Capabilities(
+            skip_locked=False, update_returning=True, listen_notify=False, concurrent_writers=False
+        ),
+    )

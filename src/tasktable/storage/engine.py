@@ -1,0 +1,148 @@
+"""Engines from database URLs: drivers, pools and per-dialect connection settings.
+
+- ``sqlite:///path`` (the default): the parent folder is created; every
+  connection uses WAL, a 30 s busy timeout, and write transactions begin with
+  ``BEGIN IMMEDIATE`` so that several processes on one file queue for the
+  write lock instead of failing with "database is locked".
+- ``postgresql://`` uses psycopg 3 (``pip install 'tasktable[postgres]'``).
+- ``mysql://`` and ``mariadb://`` use PyMySQL (``pip install 'tasktable[mysql]'``)
+  with READ COMMITTED, the isolation SKIP LOCKED claims are designed for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import exc as sa_exc
+
+from ..errors import DatabaseError, InvalidInput
+
+_DRIVERS = {
+    "postgresql": ("postgresql+psycopg", "postgres"),
+    "postgres": ("postgresql+psycopg", "postgres"),
+    "mysql": ("mysql+pymysql", "mysql"),
+    "mariadb": ("mariadb+pymysql", "mysql"),
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def parse_url(url: str | URL) -> URL:
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise InvalidInput(
+            f"Cannot parse database URL {safe_url(url)!r}; write it like "
+            "sqlite:///var/tasktable.sqlite3 or postgresql://user@host/dbname."
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed
+    if backend not in _DRIVERS:
+        raise InvalidInput(
+            f"Unsupported database {backend!r}; tasktable runs on sqlite, postgresql and mysql/mariadb."
+        )
+    if "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=_DRIVERS[backend][0])
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable URL>"
+
+
+def _sqlite_connect_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("tasktable_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def build_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            database = parsed.database
+            if not database or database == ":memory:":
+                raise InvalidInput(
+                    "An in-memory SQLite database cannot be shared with workers; "
+                    "use a file, e.g. sqlite:///var/tasktable.sqlite3."
+                )
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                parsed,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+                pool_size=pool_size,
+                max_overflow=10,
+            )
+            _sqlite_connect_hooks(engine)
+            return engine
+        options: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "pool_size": pool_size,
+            "max_overflow": 10,
+            "pool_recycle": 3600,
+        }
+        if backend in ("mysql", "mariadb"):
+            options["isolation_level"] = "READ COMMITTED"
+            options["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4"}
+        else:
+            options["connect_args"] = {"connect_timeout": 10}
+        return create_engine(parsed, **options)
+    except sa_exc.NoSuchModuleError as exc:
+        extra = _DRIVERS.get(backend, ("", backend))[1]
+        raise DatabaseError(
+            f"The driver for {backend} is not installed; run: pip install 'tasktable[{extra}]'."
+        ) from exc
+    except ModuleNotFoundError as exc:
+        extra = _DRIVERS.get(backend, ("", backend))[1]
+        raise DatabaseError(
+            f"The driver for {backend} ({exc.name}) is not installed; "
+            f"run: pip install 'tasktable[{extra}]'."
+        ) from exc
+
+
+def describe_db_error(exc: BaseException, url: str | URL) -> str:
+    """One line naming what went wrong, never the password."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    password = None
+    with contextlib.suppress(Exception):
+        password = make_url(url).password
+    if password:
+        reason = reason.replace(str(password), "***")
+    return reason
+
+
+@contextlib.contextmanager
+def wrap_db_errors(url: str | URL, what: str = "use") -> Iterator[None]:
+    """Turn driver errors into :class:`DatabaseError` with a sentence a person can act on."""
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError):
+            raise DatabaseError(
+                f"Cannot {what} the database at {safe_url(url)}: {describe_db_error(exc, url)}."
+            ) from exc
+        raise DatabaseError(
+            f"The database at {safe_url(url)} refused a statement: {describe_db_error(exc, url)}."
+        ) from exc

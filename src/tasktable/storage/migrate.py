@@ -1,0 +1,114 @@
+"""Versioned migrations: numbered SQL files per dialect, applied in order.
+
+``migrations/<dialect>/NNNN_name.sql`` holds plain SQL statements separated by
+``;`` at the end of a line. Each applied file is recorded in ``tasktable_schema``.
+Concurrent runs are serialized (an advisory lock on PostgreSQL, a named lock on
+MariaDB, ``BEGIN IMMEDIATE`` on SQLite), so two workers starting on a fresh
+database do not race.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from sqlalchemy import Connection, Engine, inspect, select, text
+
+from ..errors import SchemaMissing
+from .schema import SCHEMA_VERSION, schema_table
+from .types import utcnow
+
+_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+_LOCK_KEY = 7_462_001  # arbitrary, fixed: the advisory lock id for migrations
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        body = "\n".join(
+            line for line in self.sql.splitlines() if not line.strip().startswith("--")
+        )
+        return [s.strip() for s in re.split(r";\s*$", body, flags=re.M) if s.strip()]
+
+
+def dialect_folder(engine: Engine) -> str:
+    name = engine.dialect.name
+    return "mysql" if name in ("mysql", "mariadb") else name
+
+
+def load_migrations(folder: str) -> list[Migration]:
+    root = resources.files("tasktable.storage") / "migrations" / folder
+    found: list[Migration] = []
+    for entry in root.iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    return found
+
+
+def current_version(conn: Connection) -> int | None:
+    """The newest applied version, or None when there is no tasktable schema."""
+    if not inspect(conn).has_table(schema_table.name):
+        return None
+    value = conn.execute(select(schema_table.c.version).order_by(
+        schema_table.c.version.desc()).limit(1)).scalar()
+    return int(value) if value is not None else 0
+
+
+def _lock(conn: Connection) -> None:
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    elif name in ("mysql", "mariadb"):
+        conn.execute(text("SELECT GET_LOCK('tasktable_migrate', 60)"))
+
+
+def _unlock(conn: Connection) -> None:
+    if conn.dialect.name in ("mysql", "mariadb"):
+        conn.execute(text("SELECT RELEASE_LOCK('tasktable_migrate')"))
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply every missing migration; return the versions applied (empty if none)."""
+    applied: list[int] = []
+    migrations = load_migrations(dialect_folder(engine))
+    with engine.begin() as conn:
+        _lock(conn)
+        try:
+            schema_table.create(conn, checkfirst=True)
+            done = set(conn.execute(select(schema_table.c.version)).scalars())
+            for migration in migrations:
+                if migration.version in done:
+                    continue
+                for statement in migration.statements():
+                    conn.exec_driver_sql(statement)
+                conn.execute(
+                    schema_table.insert().values(
+                        version=migration.version, name=migration.name, applied_at=utcnow()
+                    )
+                )
+                applied.append(migration.version)
+        finally:
+            _unlock(conn)
+    return applied
+
+
+def check_schema(engine: Engine, url_text: str) -> None:
+    with engine.connect() as conn:
+        version = current_version(conn)
+    if version is None or version < SCHEMA_VERSION:
+        state = "has no tasktable schema" if version is None else f"has schema {version}"
+        raise SchemaMissing(
+            f"The database at {url_text} {state}; run: tasktable migrate --db '{url_text}'."
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaMissing(
+            f"The database at {url_text} has schema {version}, newer than this tasktable "
+            f"({SCHEMA_VERSION}); upgrade tasktable."
+        )

@@ -1,0 +1,107 @@
+"""The tables, as SQLAlchemy Core metadata.
+
+The numbered SQL files in ``migrations/<dialect>/`` create these same tables;
+``tests/migrations`` proves that a migrated database equals ``metadata.create_all``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+
+from .types import LongBlob, LongText, UTCDateTime
+
+#: The schema version this code expects: the number of the newest migration file.
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+# SQLite: AUTOINCREMENT keeps ids increasing even after the newest row is deleted.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+task_table = Table(
+    "tasktable_task",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("handler", String(255), nullable=False),
+    Column("args", LongText, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("messages", LongText, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("executed_at", UTCDateTime(), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("action_link", Text(), nullable=True),
+    Column("queue", String(100), nullable=False),
+    Column("priority", Integer(), nullable=False),
+    Column("run_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("max_attempts", Integer(), nullable=False),
+    Column("timeout", Float(), nullable=True),
+    Column("progress_done", BigInteger(), nullable=True),
+    Column("progress_total", BigInteger(), nullable=True),
+    Column("error", LongText, nullable=True),
+    Column("worker", String(64), nullable=True),
+    Column("claim_token", String(32), nullable=True),
+    Column("heartbeat_at", UTCDateTime(), nullable=True),
+    Column("unique_key", String(255), nullable=True),
+    # unique_key while the task is pending or running, NULL otherwise: a plain
+    # unique index on it is "no second live task with the same key" on every dialect.
+    Column("active_key", String(255), nullable=True),
+    Column("cancel_requested", Boolean(), nullable=False, server_default=false()),
+    Column("lost_count", Integer(), nullable=False, server_default=text("0")),
+    Index("ix_tasktable_task_claim", "status", "queue", "priority", "id"),
+    Index("ix_tasktable_task_status_finished", "status", "finished_at"),
+    Index("ix_tasktable_task_status_heartbeat", "status", "heartbeat_at"),
+    Index("ix_tasktable_task_created", "created_at"),
+    Index("ux_tasktable_task_active_key", "active_key", unique=True),
+    sqlite_autoincrement=True,
+)
+
+file_table = Table(
+    "tasktable_file",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("task_id", BigInteger(), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger(), nullable=False),
+    Column("content", LongBlob, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("task_id", "filename", name="ux_tasktable_file_task_filename"),
+    sqlite_autoincrement=True,
+)
+
+worker_table = Table(
+    "tasktable_worker",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("slots", Integer(), nullable=False),
+    Column("queues", String(1000), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("heartbeat_at", UTCDateTime(), nullable=False),
+    Index("ix_tasktable_worker_heartbeat", "heartbeat_at"),
+)
+
+schema_table = Table(
+    "tasktable_schema",
+    metadata,
+    Column("version", Integer(), primary_key=True, autoincrement=False),
+    Column("name", String(255), nullable=False),
+    Column("applied_at", UTCDateTime(), nullable=False),
+)

@@ -1,0 +1,555 @@
+"""SQLStorage: the :class:`~tasktable.storage.base.Storage` protocol on SQLAlchemy Core.
+
+One implementation serves SQLite, PostgreSQL and MariaDB; what differs per
+dialect (the claim, "now", column types) lives in ``claim.py`` and ``types.py``.
+Every state change is one conditional write: a status move names the status
+it moves from, and a worker's writes name its claim token.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+
+from ..core.status import FINAL_STATUSES, RETRYABLE, TaskStatus
+from ..core.task import ActionLink, Message, NewTask, Progress, Task, TaskFile
+from ..errors import InvalidInput, InvalidTransition, TaskNotFound
+from .base import Outcome, Page, Sort, Stats, TaskFilter, WorkerInfo
+from .claim import Claimer, claimer_for
+from .engine import build_engine, safe_url, wrap_db_errors
+from .migrate import check_schema, migrate
+from .rows import (
+    action_link_json,
+    check_sort,
+    decode_cursor,
+    encode_cursor,
+    filter_clause,
+    keyset_clause,
+    messages_json,
+    task_from_row,
+)
+from .schema import file_table, task_table, worker_table
+from .types import UTCDateTime, utcnow
+
+T = task_table.c
+F = file_table.c
+W = worker_table.c
+_RUNNING = TaskStatus.RUNNING.value
+#: created_at and a missing run_at come from the database clock.
+_INSERT = insert(task_table).values(
+    created_at=utcnow(),
+    run_at=func.coalesce(bindparam("run_at_in", type_=UTCDateTime()), utcnow()),
+)
+_PENDING = TaskStatus.PENDING.value
+
+
+class SQLStorage:
+    """Tasks in a SQL database reached through one SQLAlchemy engine."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
+        self.safe_url = safe_url(url)
+        self.engine: Engine = build_engine(url, pool_size=pool_size)
+        self.dialect_name = self.engine.dialect.name
+        self.claimer: Claimer = claimer_for(self.dialect_name)
+        self.capabilities = self.claimer.capabilities
+
+    # -- plumbing ---------------------------------------------------------------
+    @contextmanager
+    def _write(self, connection: Connection | None = None) -> Iterator[Connection]:
+        if connection is not None:  # the caller's transaction
+            yield connection
+            return
+        with wrap_db_errors(self.url), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with (
+            wrap_db_errors(self.url),
+            self.engine.connect().execution_options(tasktable_begin="DEFERRED") as conn,
+        ):
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        with wrap_db_errors(self.url, "migrate"):
+            return migrate(self.engine)
+
+    def check_schema(self) -> None:
+        with wrap_db_errors(self.url, "connect to"):
+            check_schema(self.engine, self.safe_url)
+
+    # -- repository -------------------------------------------------------------
+    def insert(self, tasks: Sequence[NewTask], *, connection: Any = None) -> list[Task]:
+        if not tasks:
+            return []
+        with self._write(connection) as conn:
+            plain = [t for t in tasks if t.unique_key is None]
+            ids: dict[int, int] = {}
+            if plain:
+                rows = conn.execute(
+                    _INSERT.returning(T.id, sort_by_parameter_order=True),
+                    [self._new_row(t) for t in plain],
+                ).all()
+                positions = [i for i, t in enumerate(tasks) if t.unique_key is None]
+                ids.update({pos: int(row[0]) for pos, row in zip(positions, rows, strict=True)})
+            for pos, task in enumerate(tasks):
+                if task.unique_key is not None:
+                    ids[pos] = self._insert_unique(conn, task)
+            order = [ids[i] for i in range(len(tasks))]
+            found = {t.id: t for t in self._fetch(conn, order)}
+        return [found[i] for i in order]
+
+    def _new_row(self, task: NewTask) -> dict[str, Any]:
+        return {
+            "name": task.name,
+            "handler": task.handler,
+            "args": json.dumps(task.args, ensure_ascii=False, separators=(",", ":")),
+            "status": _PENDING,
+            "messages": "[]",
+            "queue": task.queue,
+            "priority": task.priority,
+            "run_at_in": task.run_at,
+            "attempts": 0,
+            "max_attempts": task.max_attempts,
+            "timeout": task.timeout,
+            "unique_key": task.unique_key,
+            "active_key": task.unique_key,
+            "cancel_requested": False,
+            "lost_count": 0,
+        }
+
+    def _insert_unique(self, conn: Connection, task: NewTask) -> int:
+        existing = select(T.id).where(T.active_key == task.unique_key)
+        found = conn.execute(existing).scalar()
+        if found is not None:
+            return int(found)
+        try:
+            with conn.begin_nested():
+                row = conn.execute(_INSERT.returning(T.id), self._new_row(task)).one()
+                return int(row[0])
+        except sa_exc.IntegrityError:  # a concurrent enqueue won the key
+            found = conn.execute(existing).scalar()
+            if found is None:
+                raise
+            return int(found)
+
+    def _fetch(self, conn: Connection, ids: Sequence[int]) -> list[Task]:
+        if not ids:
+            return []
+        rows = conn.execute(select(task_table).where(T.id.in_(list(ids)))).mappings().all()
+        return [task_from_row(r) for r in rows]
+
+    def _files(self, conn: Connection, task_id: int) -> tuple[TaskFile, ...]:
+        rows = conn.execute(
+            select(F.task_id, F.filename, F.content_type, F.size, F.created_at)
+            .where(F.task_id == task_id)
+            .order_by(F.id)
+        ).mappings()
+        return tuple(TaskFile(**dict(r)) for r in rows)
+
+    def get(self, task_id: int) -> Task:
+        with self._read() as conn:
+            row = conn.execute(select(task_table).where(T.id == task_id)).mappings().first()
+            if row is None:
+                raise TaskNotFound(task_id)
+            return task_from_row(row, self._files(conn, task_id))
+
+    def list(self, flt: TaskFilter, sort: Sort, limit: int, cursor: str | None) -> Page:
+        check_sort(sort)
+        column = T[sort.field]
+        where = filter_clause(flt)
+        if cursor:
+            value, last_id = decode_cursor(sort, cursor)
+            where = and_(where, keyset_clause(sort, value, last_id))
+        order = (
+            [column.desc(), T.id.desc()] if sort.descending else [column.asc(), T.id.asc()]
+        )
+        if sort.field == "id":
+            order = order[:1]
+        stmt = select(task_table).where(where).order_by(*order).limit(limit + 1)
+        with self._read() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        tasks = [task_from_row(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and tasks:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor(sort, last[sort.field], int(last["id"]))
+        return Page(tasks=tasks, next_cursor=next_cursor)
+
+    def count(self, flt: TaskFilter) -> int:
+        with self._read() as conn:
+            stmt = select(func.count()).select_from(task_table).where(filter_clause(flt))
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def _ids(self, conn: Connection, flt: TaskFilter, limit: int | None, *extra: Any) -> list[int]:
+        stmt = select(T.id).where(filter_clause(flt), *extra).order_by(T.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [int(i) for i in conn.execute(stmt).scalars()]
+
+    def update_pending(self, task_id: int, changes: dict[str, Any]) -> Task:
+        allowed = {"name", "priority", "run_at", "queue", "args", "max_attempts", "timeout"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))} of a task.")
+        values = dict(changes)
+        if "args" in values:
+            values["args"] = json.dumps(values["args"], ensure_ascii=False, separators=(",", ":"))
+        with self._write() as conn:
+            if values:
+                result = conn.execute(
+                    update(task_table)
+                    .where(T.id == task_id, T.status == _PENDING)
+                    .values(**values)
+                )
+                if result.rowcount == 0:
+                    status = conn.execute(select(T.status).where(T.id == task_id)).scalar()
+                    if status is None:
+                        raise TaskNotFound(task_id)
+                    raise InvalidTransition(
+                        f"Task {task_id} is {status}; only a pending task can be changed."
+                    )
+            found = self._fetch(conn, [task_id])
+        if not found:
+            raise TaskNotFound(task_id)
+        return found[0]
+
+    def delete(self, flt: TaskFilter, limit: int | None = None) -> list[int]:
+        with self._write() as conn:
+            ids = self._ids(conn, flt, limit)
+            if ids:
+                conn.execute(delete(file_table).where(F.task_id.in_(ids)))
+                conn.execute(delete(task_table).where(T.id.in_(ids)))
+        return ids
+
+    def retry(self, flt: TaskFilter, limit: int | None = None) -> list[int]:
+        moved: list[int] = []
+        with self._write() as conn:
+            statuses = [s.value for s in RETRYABLE]
+            for task_id in self._ids(conn, flt, limit, T.status.in_(statuses)):
+                try:
+                    with conn.begin_nested():
+                        result = conn.execute(
+                            update(task_table)
+                            .where(T.id == task_id, T.status.in_(statuses))
+                            .values(
+                                status=_PENDING,
+                                run_at=utcnow(),
+                                finished_at=None,
+                                worker=None,
+                                claim_token=None,
+                                cancel_requested=False,
+                                lost_count=0,
+                                active_key=T.unique_key,
+                                # an explicit retry always gets one more run
+                                max_attempts=case(
+                                    (T.attempts >= T.max_attempts, T.attempts + 1),
+                                    else_=T.max_attempts,
+                                ),
+                            )
+                        )
+                except sa_exc.IntegrityError:
+                    continue  # another live task holds its unique key
+                if result.rowcount:
+                    moved.append(task_id)
+        return moved
+
+    def cancel(self, flt: TaskFilter, limit: int | None = None) -> tuple[list[int], list[int]]:
+        cancelled: list[int] = []
+        requested: list[int] = []
+        with self._write() as conn:
+            live = T.status.in_([_PENDING, _RUNNING])
+            for task_id in self._ids(conn, flt, limit, live):
+                result = conn.execute(
+                    update(task_table)
+                    .where(T.id == task_id, T.status == _PENDING)
+                    .values(status=TaskStatus.CANCELLED.value, finished_at=utcnow(), active_key=None)
+                )
+                if result.rowcount:
+                    cancelled.append(task_id)
+                    continue
+                result = conn.execute(
+                    update(task_table)
+                    .where(T.id == task_id, T.status == _RUNNING)
+                    .values(cancel_requested=True)
+                )
+                if result.rowcount:
+                    requested.append(task_id)
+        return cancelled, requested
+
+    def _clean_where(self, older_than: float, statuses: Sequence[TaskStatus]) -> Any:
+        finals = [s.value for s in statuses if s in FINAL_STATUSES]
+        if len(finals) != len(statuses):
+            raise InvalidInput("Only finished tasks (success, error, cancelled) can be cleaned.")
+        return and_(T.status.in_(finals), T.finished_at < utcnow(-older_than))
+
+    def count_cleanable(self, older_than: float, statuses: Sequence[TaskStatus]) -> int:
+        where = self._clean_where(older_than, statuses)
+        with self._read() as conn:
+            stmt = select(func.count()).select_from(task_table).where(where)
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def clean(
+        self, older_than: float, statuses: Sequence[TaskStatus], batch_size: int
+    ) -> list[int]:
+        where = self._clean_where(older_than, statuses)
+        with self._write() as conn:
+            ids = [
+                int(i)
+                for i in conn.execute(
+                    select(T.id).where(where).order_by(T.id).limit(batch_size)
+                ).scalars()
+            ]
+            if ids:
+                conn.execute(delete(file_table).where(F.task_id.in_(ids)))
+                conn.execute(delete(task_table).where(T.id.in_(ids), where))
+        return ids
+
+    def stats(self) -> Stats:
+        with self._read() as conn:
+            by_status: dict[str, int] = {s.value: 0 for s in TaskStatus}
+            by_queue: dict[str, dict[str, int]] = {}
+            rows = conn.execute(
+                select(T.queue, T.status, func.count()).group_by(T.queue, T.status)
+            ).all()
+            for queue, status, count in rows:
+                by_status[status] = by_status.get(status, 0) + int(count)
+                by_queue.setdefault(queue, {s.value: 0 for s in TaskStatus})[status] = int(count)
+            oldest = conn.execute(
+                select(func.min(T.run_at), utcnow()).where(
+                    T.status == _PENDING, T.run_at <= utcnow()
+                )
+            ).one()
+            age = (oldest[1] - oldest[0]).total_seconds() if oldest[0] is not None else None
+            finished = [TaskStatus.SUCCESS.value, TaskStatus.ERROR.value]
+
+            def finished_since(seconds: float) -> int:
+                stmt = select(func.count()).where(
+                    T.status.in_(finished), T.finished_at >= utcnow(-seconds)
+                )
+                return int(conn.execute(stmt).scalar() or 0)
+
+            workers = [
+                WorkerInfo(
+                    id=r.id,
+                    hostname=r.hostname,
+                    pid=r.pid,
+                    slots=r.slots,
+                    queues=tuple(q for q in r.queues.split(",") if q),
+                    started_at=r.started_at,
+                    heartbeat_at=r.heartbeat_at,
+                )
+                for r in conn.execute(select(worker_table).order_by(W.started_at)).all()
+            ]
+            return Stats(
+                by_status=by_status,
+                by_queue=by_queue,
+                total=sum(by_status.values()),
+                oldest_pending_age=age,
+                finished_last_minute=finished_since(60),
+                finished_last_hour=finished_since(3600),
+                workers=workers,
+            )
+
+    def read_file(self, task_id: int, filename: str) -> tuple[TaskFile, bytes]:
+        with self._read() as conn:
+            row = conn.execute(
+                select(file_table).where(F.task_id == task_id, F.filename == filename)
+            ).mappings().first()
+        if row is None:
+            raise InvalidInput(f"Task {task_id} has no file named {filename!r}.")
+        meta = TaskFile(
+            task_id=task_id,
+            filename=row["filename"],
+            content_type=row["content_type"],
+            size=int(row["size"]),
+            created_at=row["created_at"],
+        )
+        return meta, bytes(row["content"])
+
+    # -- worker -----------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._write() as conn:
+            conn.execute(
+                insert(worker_table).values(
+                    id=info.id,
+                    hostname=info.hostname[:255],
+                    pid=info.pid,
+                    slots=info.slots,
+                    queues=",".join(info.queues)[:1000],
+                    started_at=utcnow(),
+                    heartbeat_at=utcnow(),
+                )
+            )
+
+    def heartbeat(self, worker_id: str) -> bool:
+        with self._write() as conn:
+            alive = conn.execute(
+                update(worker_table).where(W.id == worker_id).values(heartbeat_at=utcnow())
+            ).rowcount
+            if alive:
+                conn.execute(
+                    update(task_table)
+                    .where(T.worker == worker_id, T.status == _RUNNING)
+                    .values(heartbeat_at=utcnow())
+                )
+        return bool(alive)
+
+    def deregister_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(worker_table).where(W.id == worker_id))
+
+    def claim(self, worker_id: str, queues: Sequence[str], limit: int) -> list[Task]:
+        token = secrets.token_hex(16)
+        with self._write() as conn:
+            rows = self.claimer.claim(conn, worker_id, token, queues, limit)
+        return [task_from_row(r) for r in rows]
+
+    def _fence(self, task: Task) -> Any:
+        if task.claim_token is None:
+            raise InvalidTransition(f"Task {task.id} was not claimed by this worker.")
+        return and_(T.id == task.id, T.claim_token == task.claim_token, T.status == _RUNNING)
+
+    def finish(self, task: Task, outcome: Outcome) -> bool:
+        values: dict[str, Any] = {
+            "status": outcome.status.value,
+            "messages": messages_json(outcome.messages),
+            "error": outcome.error,
+            "action_link": action_link_json(outcome.action_link),
+            "progress_done": outcome.progress.done if outcome.progress else None,
+            "progress_total": outcome.progress.total if outcome.progress else None,
+        }
+        if outcome.status.is_final:
+            values.update(finished_at=utcnow(), active_key=None, claim_token=None)
+        else:  # back to pending: a retry (or a release that does not charge the attempt)
+            values.update(
+                worker=None,
+                claim_token=None,
+                heartbeat_at=None,
+                run_at=outcome.run_at if outcome.run_at is not None else utcnow(),
+            )
+            if not outcome.charge_attempt:
+                values["attempts"] = T.attempts - 1
+        with self._write() as conn:
+            return bool(conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount)
+
+    def report(
+        self,
+        task: Task,
+        progress: Progress | None,
+        messages: Sequence[Message],
+        action_link: ActionLink | None,
+    ) -> bool:
+        values = {
+            "progress_done": progress.done if progress else None,
+            "progress_total": progress.total if progress else None,
+            "messages": messages_json(messages),
+            "action_link": action_link_json(action_link),
+        }
+        with self._write() as conn:
+            return bool(conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount)
+
+    def attach_file(self, task: Task, filename: str, content_type: str, data: bytes) -> bool:
+        with self._write() as conn:
+            live = conn.execute(select(T.id).where(self._fence(task))).first()
+            if live is None:
+                return False
+            conn.execute(delete(file_table).where(F.task_id == task.id, F.filename == filename))
+            conn.execute(
+                insert(file_table).values(
+                    task_id=task.id,
+                    filename=filename,
+                    content_type=content_type,
+                    size=len(data),
+                    content=data,
+                    created_at=utcnow(),
+                )
+            )
+        return True
+
+    def release(self, task: Task, message: Message) -> bool:
+        outcome = Outcome(
+            status=TaskStatus.PENDING,
+            messages=(*task.messages, message),
+            progress=task.progress,
+            action_link=task.action_link,
+            charge_attempt=False,
+        )
+        return self.finish(task, outcome)
+
+    def rescue(self, dead_after: float, max_lost: int) -> list[int]:
+        """Tasks whose heartbeat is older than ``dead_after`` seconds, or whose worker
+        row is gone, go back to pending (or end error after ``max_lost`` losses).
+        Each move is conditional on the claim token seen, so concurrent rescuers
+        never both act on one task."""
+        rescued: list[int] = []
+        with self._write() as conn:
+            conn.execute(delete(worker_table).where(W.heartbeat_at < utcnow(-dead_after)))
+            stale = conn.execute(
+                select(T.id, T.claim_token, T.messages, T.lost_count, T.worker).where(
+                    T.status == _RUNNING,
+                    (T.heartbeat_at < utcnow(-dead_after))
+                    | T.worker.not_in(select(W.id).scalar_subquery()),
+                )
+            ).all()
+            for task_id, token, messages, lost, worker in stale:
+                lost = int(lost) + 1
+                history = json.loads(messages or "[]")
+                final = lost >= max_lost
+                text = (
+                    f"Worker {worker} lost {lost} times; giving up."
+                    if final
+                    else f"Worker {worker} was lost (no heartbeat); the task will run again."
+                )
+                history.append(Message(text=text, level="error" if final else "warning").to_json())
+                values: dict[str, Any] = {
+                    "messages": json.dumps(history, ensure_ascii=False, separators=(",", ":")),
+                    "lost_count": lost,
+                    "claim_token": None,
+                }
+                if final:
+                    values.update(
+                        status=TaskStatus.ERROR.value,
+                        finished_at=utcnow(),
+                        active_key=None,
+                        error=f"worker lost {lost} times",
+                    )
+                else:
+                    values.update(status=_PENDING, worker=None, heartbeat_at=None, run_at=utcnow())
+                result = conn.execute(
+                    update(task_table)
+                    .where(T.id == task_id, T.status == _RUNNING, T.claim_token == token)
+                    .values(values)
+                )
+                if result.rowcount:
+                    rescued.append(int(task_id))
+        return rescued
+
+    def server_now(self) -> datetime:
+        with self._read() as conn:
+            value: datetime = conn.execute(select(utcnow())).scalar_one()
+            return value
+

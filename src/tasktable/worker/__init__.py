@@ -1,0 +1,1 @@
+"""The worker, in small parts: executor, slots, heartbeat, rescuer, cleaner, supervisor."""
