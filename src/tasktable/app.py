@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -149,8 +150,9 @@ class TaskTable:
             unique_key=validate_unique_key(unique_key),
         )
 
-    def enqueue(self, handler: HandlerRef, args: Any = None, *, connection: Any = None,
-                **options: Any) -> Task:
+    def enqueue(
+        self, handler: HandlerRef, args: Any = None, *, connection: Any = None, **options: Any
+    ) -> Task:
         """Add one task; returns it as stored (with its id).
 
         ``connection`` (a SQLAlchemy Connection in a transaction) makes the insert
@@ -224,7 +226,7 @@ class TaskTable:
         )
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000.")
-        return self.storage.list(flt, parse_sort(sort), limit, cursor)
+        return self.storage.list_tasks(flt, parse_sort(sort), limit, cursor)
 
     def count(self, **filters: Any) -> int:
         return self.storage.count(self.filter(**filters))
@@ -246,9 +248,7 @@ class TaskTable:
         statuses: tuple[TaskStatus, ...] = ()
         if status is not None:
             raw = [status] if isinstance(status, str | TaskStatus) else list(status)
-            statuses = tuple(
-                s if isinstance(s, TaskStatus) else TaskStatus.parse(s) for s in raw
-            )
+            statuses = tuple(s if isinstance(s, TaskStatus) else TaskStatus.parse(s) for s in raw)
         queues: tuple[str, ...] = ()
         if queue is not None:
             queues = (queue,) if isinstance(queue, str) else tuple(queue)
@@ -311,15 +311,15 @@ class TaskTable:
         values = {key: checks[key](value) for key, value in changes.items()}
         return self.storage.update_pending(int(task_id), values)
 
-    def delete(self, *task_ids: int) -> list[int]:
+    def delete(self, *task_ids: int) -> builtins.list[int]:
         """Delete tasks (and their files). Returns the ids that existed."""
         return self.storage.delete(self.filter(ids=task_ids))
 
-    def retry(self, *task_ids: int) -> list[int]:
+    def retry(self, *task_ids: int) -> builtins.list[int]:
         """Move ``error``/``cancelled`` tasks back to ``pending``; returns the ids moved."""
         return self.storage.retry(self.filter(ids=task_ids))
 
-    def cancel(self, *task_ids: int) -> tuple[list[int], list[int]]:
+    def cancel(self, *task_ids: int) -> tuple[builtins.list[int], builtins.list[int]]:
         """Cancel pending tasks; running ones get a cancel request.
 
         Returns (cancelled ids, ids asked to stop)."""
@@ -355,7 +355,9 @@ class TaskTable:
         return self.storage.count_cleanable(age.total_seconds(), clean_statuses(statuses))
 
     # -- the seed's inline branch and notice ------------------------------------------
-    def run_inline(self, handler: HandlerRef, args: Any = None, *, name: str | None = None) -> InlineResult:
+    def run_inline(
+        self, handler: HandlerRef, args: Any = None, *, name: str | None = None
+    ) -> InlineResult:
         """Run the handler now, in this process, with a worker's semantics; writes nothing."""
         from .worker.executor import execute
 

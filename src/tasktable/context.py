@@ -37,7 +37,7 @@ class Reporter(Protocol):
         """Whether someone asked to cancel this running task."""
 
 
-class Retry(Exception):  # noqa: N818 - an instruction, not an error
+class Retry(Exception):
     """Raise ``Retry(in_="30s")`` from a handler to run the task again later.
 
     It counts as an attempt; once ``max_attempts`` are used the task ends ``error``.

@@ -29,8 +29,13 @@ EXIT_USAGE = 2
     metavar="URL",
     help="Database URL [env TASKTABLE_DATABASE_URL; default sqlite:///var/tasktable.sqlite3].",
 )
-@click.option("-v", "--verbose", is_flag=True, envvar="TASKTABLE_VERBOSE",
-              help="Show debug logs and tracebacks.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    envvar="TASKTABLE_VERBOSE",
+    help="Show debug logs and tracebacks.",
+)
 @click.version_option(package_name="tasktable")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
@@ -41,11 +46,6 @@ def cli(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
 
 def _register() -> None:
     from . import schema, tasks, worker  # noqa: F401 - each module adds its commands
-
-    try:
-        from . import demo  # noqa: F401
-    except ImportError:  # pragma: no cover - demo is part of the package
-        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

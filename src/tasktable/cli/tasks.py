@@ -38,30 +38,60 @@ def _ids(values: tuple[str, ...]) -> list[int]:
 
 @cli.command()
 @click.argument("handler")
-@click.option("--args", "args_text", default=None, metavar="JSON",
-              help='Arguments as a JSON object or array, e.g. \'{"order_ids": [1, 2]}\'.')
+@click.option(
+    "--args",
+    "args_text",
+    default=None,
+    metavar="JSON",
+    help="Arguments as a JSON object or array, e.g. '{\"order_ids\": [1, 2]}'.",
+)
 @click.option("--name", default=None, help="Task name (default: the handler's task name).")
 @click.option("--queue", default="default", show_default=True)
-@click.option("--priority", type=int, default=0, show_default=True,
-              help="-100..100; higher runs first.")
+@click.option(
+    "--priority", type=int, default=0, show_default=True, help="-100..100; higher runs first."
+)
 @click.option("--delay", default=None, help="Run no earlier than this from now, e.g. 10s, 5m.")
 @click.option("--run-at", default=None, metavar="ISO", help="Run no earlier than this UTC time.")
 @click.option("--max-attempts", type=int, default=None, help="Runs in all if it keeps failing.")
 @click.option("--timeout", default=None, help="Stop the task after this long, e.g. 30s.")
 @click.option("--unique-key", default=None, help="No second live task with this key.")
-@click.option("--no-verify", is_flag=True,
-              help="Do not import the handler to check it (the worker still will).")
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Do not import the handler to check it (the worker still will).",
+)
 @json_option
 @pass_state
-def enqueue(state: CliState, handler: str, args_text: str | None, name: str | None, queue: str,
-            priority: int, delay: str | None, run_at: str | None, max_attempts: int | None,
-            timeout: str | None, unique_key: str | None, no_verify: bool, as_json: bool) -> None:
+def enqueue(
+    state: CliState,
+    handler: str,
+    args_text: str | None,
+    name: str | None,
+    queue: str,
+    priority: int,
+    delay: str | None,
+    run_at: str | None,
+    max_attempts: int | None,
+    timeout: str | None,
+    unique_key: str | None,
+    no_verify: bool,
+    as_json: bool,
+) -> None:
     """Add a task for HANDLER (package.module:ClassName) and print its id."""
     args = parse_json_args(args_text) if args_text is not None else {}
     seconds = parse_duration(timeout).total_seconds() if timeout is not None else None
     task = state.table().enqueue(
-        handler, args, name=name, queue=queue, priority=priority, delay=delay, run_at=run_at,
-        max_attempts=max_attempts, timeout=seconds, unique_key=unique_key, verify=not no_verify,
+        handler,
+        args,
+        name=name,
+        queue=queue,
+        priority=priority,
+        delay=delay,
+        run_at=run_at,
+        max_attempts=max_attempts,
+        timeout=seconds,
+        unique_key=unique_key,
+        verify=not no_verify,
     )
     if as_json:
         print_json(task.to_json())
@@ -70,7 +100,9 @@ def enqueue(state: CliState, handler: str, args_text: str | None, name: str | No
 
 
 @cli.command(name="list")
-@click.option("--status", "statuses", multiple=True, help="pending, running, success, error, cancelled.")
+@click.option(
+    "--status", "statuses", multiple=True, help="pending, running, success, error, cancelled."
+)
 @click.option("--name", default=None, help="Name contains this text (case-insensitive).")
 @click.option("--handler", default=None, help="Exact handler path.")
 @click.option("--queue", "queues", multiple=True)
@@ -80,13 +112,28 @@ def enqueue(state: CliState, handler: str, args_text: str | None, name: str | No
 @click.option("--cursor", default=None, help="Next-page cursor printed by a previous list.")
 @json_option
 @pass_state
-def list_(state: CliState, statuses: tuple[str, ...], name: str | None, handler: str | None,
-          queues: tuple[str, ...], search: str | None, sort: str, limit: int, cursor: str | None,
-          as_json: bool) -> None:
+def list_(
+    state: CliState,
+    statuses: tuple[str, ...],
+    name: str | None,
+    handler: str | None,
+    queues: tuple[str, ...],
+    search: str | None,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
     """List tasks, newest first."""
     page = state.table().list(
-        status=list(statuses) or None, name=name, handler=handler, queue=list(queues) or None,
-        search=search, sort=sort, limit=limit, cursor=cursor,
+        status=list(statuses) or None,
+        name=name,
+        handler=handler,
+        queue=list(queues) or None,
+        search=search,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
     )
     if as_json:
         print_json({"tasks": [t.to_json() for t in page.tasks], "next_cursor": page.next_cursor})
@@ -96,9 +143,13 @@ def list_(state: CliState, statuses: tuple[str, ...], name: str | None, handler:
         table.add_column(column)
     for task in page.tasks:
         table.add_row(
-            str(task.id), task.name, task.handler,
-            f"[{_STATUS_STYLE[task.status.value]}]{task.status.value}[/]", task.queue,
-            _ts(task.created_at), _ts(task.finished_at),
+            str(task.id),
+            task.name,
+            task.handler,
+            f"[{_STATUS_STYLE[task.status.value]}]{task.status.value}[/]",
+            task.queue,
+            _ts(task.created_at),
+            _ts(task.finished_at),
         )
     console = Console()
     console.print(table)
@@ -126,12 +177,18 @@ def show(state: CliState, task_id: str, as_json: bool) -> None:
 def _print_task(task: Task) -> None:
     console = Console(highlight=False)
     rows: list[tuple[str, str]] = [
-        ("id", str(task.id)), ("name", task.name), ("handler", task.handler),
+        ("id", str(task.id)),
+        ("name", task.name),
+        ("handler", task.handler),
         ("status", f"[{_STATUS_STYLE[task.status.value]}]{task.status.value}[/]"),
-        ("args", _json(task.args)), ("queue", task.queue), ("priority", str(task.priority)),
+        ("args", _json(task.args)),
+        ("queue", task.queue),
+        ("priority", str(task.priority)),
         ("attempts", f"{task.attempts} of {task.max_attempts}"),
-        ("created_at", _ts(task.created_at)), ("run_at", _ts(task.run_at)),
-        ("executed_at", _ts(task.executed_at)), ("finished_at", _ts(task.finished_at)),
+        ("created_at", _ts(task.created_at)),
+        ("run_at", _ts(task.run_at)),
+        ("executed_at", _ts(task.executed_at)),
+        ("finished_at", _ts(task.finished_at)),
     ]
     if task.progress:
         total = f"/{task.progress.total}" if task.progress.total is not None else ""
@@ -163,8 +220,14 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _act(state: CliState, verb: str, ids: list[int], moved: list[int], as_json: bool,
-         extra: dict[str, Any] | None = None) -> int:
+def _act(
+    state: CliState,
+    verb: str,
+    ids: list[int],
+    moved: list[int],
+    as_json: bool,
+    extra: dict[str, Any] | None = None,
+) -> int:
     table = state.table()
     missing = [i for i in ids if i not in moved]
     unknown: list[int] = []
@@ -174,8 +237,14 @@ def _act(state: CliState, verb: str, ids: list[int], moved: list[int], as_json: 
         except TaskNotFound:
             unknown.append(i)
     if as_json:
-        print_json({verb: moved, "unchanged": [i for i in missing if i not in unknown],
-                    "not_found": unknown, **(extra or {})})
+        print_json(
+            {
+                verb: moved,
+                "unchanged": [i for i in missing if i not in unknown],
+                "not_found": unknown,
+                **(extra or {}),
+            }
+        )
     else:
         if moved:
             click.echo(f"{verb.capitalize()}: {', '.join(map(str, moved))}.")
@@ -205,8 +274,9 @@ def cancel(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
     cancelled, requested = state.table().cancel(*ids)
     if requested and not as_json:
         click.echo(f"Asked running task(s) {', '.join(map(str, requested))} to stop.")
-    return _act(state, "cancelled", ids, cancelled + requested, as_json,
-                {"stop_requested": requested})
+    return _act(
+        state, "cancelled", ids, cancelled + requested, as_json, {"stop_requested": requested}
+    )
 
 
 @cli.command()
@@ -220,15 +290,26 @@ def delete(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
 
 
 @cli.command()
-@click.option("--older-than", default=None,
-              help="Age of finished tasks to delete [env TASKTABLE_RETENTION; default 30d].")
-@click.option("--status", "statuses", multiple=True, help="success, error or cancelled (default all three).")
+@click.option(
+    "--older-than",
+    default=None,
+    help="Age of finished tasks to delete [env TASKTABLE_RETENTION; default 30d].",
+)
+@click.option(
+    "--status", "statuses", multiple=True, help="success, error or cancelled (default all three)."
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
 @json_option
 @pass_state
-def clean(state: CliState, older_than: str | None, statuses: tuple[str, ...], dry_run: bool,
-          batch_size: int, as_json: bool) -> None:
+def clean(
+    state: CliState,
+    older_than: str | None,
+    statuses: tuple[str, ...],
+    dry_run: bool,
+    batch_size: int,
+    as_json: bool,
+) -> None:
     """Delete finished tasks older than the retention (never pending or running ones)."""
     table = state.table()
     age = parse_duration(older_than) if older_than else table.settings.retention
@@ -237,14 +318,25 @@ def clean(state: CliState, older_than: str | None, statuses: tuple[str, ...], dr
         if as_json:
             print_json({"would_delete": total, "older_than_seconds": age.total_seconds()})
         else:
-            click.echo(f"Would delete {total} task(s) finished more than {format_duration(age)} ago.")
+            click.echo(
+                f"Would delete {total} task(s) finished more than {format_duration(age)} ago."
+            )
         return
-    with Progress(TextColumn("Cleaning"), BarColumn(), MofNCompleteColumn(),
-                  console=Console(stderr=True), transient=True,
-                  disable=as_json or total < batch_size) as bar:
+    with Progress(
+        TextColumn("Cleaning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=as_json or total < batch_size,
+    ) as bar:
         job = bar.add_task("clean", total=total)
-        removed = table.clean(age, statuses=list(statuses) or None, batch_size=batch_size,
-                              progress=lambda n: bar.advance(job, n))
+        removed = table.clean(
+            age,
+            statuses=list(statuses) or None,
+            batch_size=batch_size,
+            progress=lambda n: bar.advance(job, n),
+        )
     if as_json:
         print_json({"deleted": removed, "older_than_seconds": age.total_seconds()})
     else:
@@ -267,10 +359,14 @@ def stats(state: CliState, as_json: bool) -> None:
         table.add_column(status.value, justify="right")
     for queue, counts in sorted(data.by_queue.items()):
         table.add_row(queue, *(str(counts.get(s.value, 0)) for s in TaskStatus))
-    table.add_row("[bold]all[/]", *(f"[bold]{data.by_status.get(s.value, 0)}[/]" for s in TaskStatus))
+    table.add_row(
+        "[bold]all[/]", *(f"[bold]{data.by_status.get(s.value, 0)}[/]" for s in TaskStatus)
+    )
     console.print(table)
     age = data.oldest_pending_age
-    console.print(f"Finished in the last minute: {data.finished_last_minute}, "
-                  f"last hour: {data.finished_last_hour}")
+    console.print(
+        f"Finished in the last minute: {data.finished_last_minute}, "
+        f"last hour: {data.finished_last_hour}"
+    )
     console.print(f"Oldest due pending task: {format_duration(age) if age is not None else 'none'}")
     console.print(f"Workers alive: {len(data.workers)}")

@@ -14,38 +14,76 @@ from .main import cli
 
 
 @cli.command()
-@click.option("--slots", type=click.IntRange(1, 256), default=5, show_default=True,
-              envvar="TASKTABLE_SLOTS", help="Tasks run at once (the seed's limit is 5).")
-@click.option("--queue", "queues", multiple=True, envvar="TASKTABLE_QUEUES",
-              help="Queue to serve (repeat for several; default: all).")
+@click.option(
+    "--slots",
+    type=click.IntRange(1, 256),
+    default=5,
+    show_default=True,
+    envvar="TASKTABLE_SLOTS",
+    help="Tasks run at once (the seed's limit is 5).",
+)
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    envvar="TASKTABLE_QUEUES",
+    help="Queue to serve (repeat for several; default: all).",
+)
 @click.option("--burst", is_flag=True, help="Exit when nothing is due (cron mode).")
-@click.option("--max-seconds", type=float, default=None,
-              help="Stop claiming after this many seconds; exit when running tasks end.")
-@click.option("--grace", default="25s", show_default=True, envvar="TASKTABLE_GRACE",
-              help="On SIGTERM, how long running tasks may take to finish.")
+@click.option(
+    "--max-seconds",
+    type=float,
+    default=None,
+    help="Stop claiming after this many seconds; exit when running tasks end.",
+)
+@click.option(
+    "--grace",
+    default="25s",
+    show_default=True,
+    envvar="TASKTABLE_GRACE",
+    help="On SIGTERM, how long running tasks may take to finish.",
+)
 @pass_state
-def worker(state: CliState, slots: int, queues: tuple[str, ...], burst: bool,
-           max_seconds: float | None, grace: str) -> int:
+def worker(
+    state: CliState,
+    slots: int,
+    queues: tuple[str, ...],
+    burst: bool,
+    max_seconds: float | None,
+    grace: str,
+) -> int:
     """Run tasks, SLOTS at a time, until stopped (SIGTERM/SIGINT finish gracefully)."""
     from ..worker.supervisor import Worker
 
     table = state.table()
     setup_logging(table.settings.log_file, verbose=state.verbose)
     queue_list = [q for value in queues for q in value.split(",") if q]
-    run = Worker(table, slots=slots, queues=queue_list, burst=burst, max_seconds=max_seconds,
-                 grace=parse_duration(grace).total_seconds())
+    run = Worker(
+        table,
+        slots=slots,
+        queues=queue_list,
+        burst=burst,
+        max_seconds=max_seconds,
+        grace=parse_duration(grace).total_seconds(),
+    )
     return run.run()
 
 
 @cli.command()
 @click.option("--slots", type=click.IntRange(1, 256), default=5, show_default=True)
-@click.option("--every", type=click.IntRange(1, 59), default=1, show_default=True,
-              help="Minutes between runs.")
+@click.option(
+    "--every",
+    type=click.IntRange(1, 59),
+    default=1,
+    show_default=True,
+    help="Minutes between runs.",
+)
 @click.option("--queue", "queues", multiple=True)
 @click.option("--workdir", default=None, help="Directory to run in (default: the current one).")
 @pass_state
-def crontab(state: CliState, slots: int, every: int, queues: tuple[str, ...],
-            workdir: str | None) -> None:
+def crontab(
+    state: CliState, slots: int, every: int, queues: tuple[str, ...], workdir: str | None
+) -> None:
     """Print crontab lines that run burst workers (the seed's cron group)."""
     import os
 

@@ -75,8 +75,7 @@ class Allowlist:
             return False
         dotted = colon.replace(":", ".")
         return any(
-            fnmatch.fnmatchcase(colon, p) or fnmatch.fnmatchcase(dotted, p)
-            for p in self.patterns
+            fnmatch.fnmatchcase(colon, p) or fnmatch.fnmatchcase(dotted, p) for p in self.patterns
         )
 
     def check(self, path: str) -> str:

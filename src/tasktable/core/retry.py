@@ -9,8 +9,13 @@ BASE_SECONDS = 2.0
 CAP_SECONDS = 3600.0
 
 
-def backoff(attempt: int, *, base: float = BASE_SECONDS, cap: float = CAP_SECONDS,
-            rng: random.Random | None = None) -> timedelta:
+def backoff(
+    attempt: int,
+    *,
+    base: float = BASE_SECONDS,
+    cap: float = CAP_SECONDS,
+    rng: random.Random | None = None,
+) -> timedelta:
     """Delay before run ``attempt + 1`` after run ``attempt`` failed.
 
     ``base * 2**(attempt-1)``, capped, with "full jitter" between half and all of it,

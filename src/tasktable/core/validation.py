@@ -139,7 +139,9 @@ def validate_unique_key(value: str | None) -> str | None:
 
 def validate_level(level: str) -> str:
     if level not in MESSAGE_LEVELS:
-        raise InvalidInput(f"Unknown message level {level!r}; use one of {', '.join(MESSAGE_LEVELS)}.")
+        raise InvalidInput(
+            f"Unknown message level {level!r}; use one of {', '.join(MESSAGE_LEVELS)}."
+        )
     return level
 
 

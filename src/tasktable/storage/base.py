@@ -133,7 +133,7 @@ class Storage(Protocol):
     def get(self, task_id: int) -> Task:
         """The task with its files listed; raises :class:`TaskNotFound`."""
 
-    def list(self, flt: TaskFilter, sort: Sort, limit: int, cursor: str | None) -> Page:
+    def list_tasks(self, flt: TaskFilter, sort: Sort, limit: int, cursor: str | None) -> Page:
         """One keyset page."""
 
     def count(self, flt: TaskFilter) -> int: ...

@@ -56,8 +56,9 @@ def current_version(conn: Connection) -> int | None:
     """The newest applied version, or None when there is no tasktable schema."""
     if not inspect(conn).has_table(schema_table.name):
         return None
-    value = conn.execute(select(schema_table.c.version).order_by(
-        schema_table.c.version.desc()).limit(1)).scalar()
+    value = conn.execute(
+        select(schema_table.c.version).order_by(schema_table.c.version.desc()).limit(1)
+    ).scalar()
     return int(value) if value is not None else 0
 
 

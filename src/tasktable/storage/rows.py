@@ -20,7 +20,7 @@ from .schema import task_table
 T = task_table.c
 
 
-def task_from_row(row: Mapping[str, Any], files: tuple[TaskFile, ...] = ()) -> Task:
+def task_from_row(row: Mapping[Any, Any], files: tuple[TaskFile, ...] = ()) -> Task:
     messages_raw = json.loads(row["messages"] or "[]")
     link_raw = json.loads(row["action_link"]) if row["action_link"] else None
     done, total = row["progress_done"], row["progress_total"]

@@ -177,16 +177,14 @@ class SQLStorage:
                 raise TaskNotFound(task_id)
             return task_from_row(row, self._files(conn, task_id))
 
-    def list(self, flt: TaskFilter, sort: Sort, limit: int, cursor: str | None) -> Page:
+    def list_tasks(self, flt: TaskFilter, sort: Sort, limit: int, cursor: str | None) -> Page:
         check_sort(sort)
         column = T[sort.field]
         where = filter_clause(flt)
         if cursor:
             value, last_id = decode_cursor(sort, cursor)
             where = and_(where, keyset_clause(sort, value, last_id))
-        order = (
-            [column.desc(), T.id.desc()] if sort.descending else [column.asc(), T.id.asc()]
-        )
+        order = [column.desc(), T.id.desc()] if sort.descending else [column.asc(), T.id.asc()]
         if sort.field == "id":
             order = order[:1]
         stmt = select(task_table).where(where).order_by(*order).limit(limit + 1)
@@ -221,9 +219,7 @@ class SQLStorage:
         with self._write() as conn:
             if values:
                 result = conn.execute(
-                    update(task_table)
-                    .where(T.id == task_id, T.status == _PENDING)
-                    .values(**values)
+                    update(task_table).where(T.id == task_id, T.status == _PENDING).values(**values)
                 )
                 if result.rowcount == 0:
                     status = conn.execute(select(T.status).where(T.id == task_id)).scalar()
@@ -286,7 +282,9 @@ class SQLStorage:
                 result = conn.execute(
                     update(task_table)
                     .where(T.id == task_id, T.status == _PENDING)
-                    .values(status=TaskStatus.CANCELLED.value, finished_at=utcnow(), active_key=None)
+                    .values(
+                        status=TaskStatus.CANCELLED.value, finished_at=utcnow(), active_key=None
+                    )
                 )
                 if result.rowcount:
                     cancelled.append(task_id)
@@ -376,9 +374,11 @@ class SQLStorage:
 
     def read_file(self, task_id: int, filename: str) -> tuple[TaskFile, bytes]:
         with self._read() as conn:
-            row = conn.execute(
-                select(file_table).where(F.task_id == task_id, F.filename == filename)
-            ).mappings().first()
+            row = (
+                conn.execute(select(file_table).where(F.task_id == task_id, F.filename == filename))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise InvalidInput(f"Task {task_id} has no file named {filename!r}.")
         meta = TaskFile(
@@ -454,7 +454,9 @@ class SQLStorage:
             if not outcome.charge_attempt:
                 values["attempts"] = T.attempts - 1
         with self._write() as conn:
-            return bool(conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount)
+            return bool(
+                conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount
+            )
 
     def report(
         self,
@@ -470,7 +472,9 @@ class SQLStorage:
             "action_link": action_link_json(action_link),
         }
         with self._write() as conn:
-            return bool(conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount)
+            return bool(
+                conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount
+            )
 
     def attach_file(self, task: Task, filename: str, content_type: str, data: bytes) -> bool:
         with self._write() as conn:
@@ -552,4 +556,3 @@ class SQLStorage:
         with self._read() as conn:
             value: datetime = conn.execute(select(utcnow())).scalar_one()
             return value
-

@@ -56,7 +56,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
-class utcnow(FunctionElement[datetime]):  # noqa: N801 - reads like the SQL function it is
+class utcnow(FunctionElement[datetime]):
     """The database's current UTC time, optionally shifted by ``offset`` seconds."""
 
     type = UTCDateTime()

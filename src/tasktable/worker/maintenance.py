@@ -72,8 +72,15 @@ class Cleaner:
 class Every(threading.Thread):
     """Runs ``action`` every ``interval`` seconds until ``stop`` is set; errors are logged."""
 
-    def __init__(self, name: str, interval: float, action: Callable[[], object],
-                 stop: threading.Event, *, first: float | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        action: Callable[[], object],
+        stop: threading.Event,
+        *,
+        first: float | None = None,
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.interval = interval
         self.action = action

@@ -112,8 +112,12 @@ class Worker:
         """Run until stopped (or, in burst mode, until nothing is due). Returns the exit code."""
         self._install_signals()
         self.storage.register_worker(self._info())
-        log.info("Worker %s started: %d slot(s), queues %s", self.id, self.size,
-                 ",".join(self.queues) or "all")
+        log.info(
+            "Worker %s started: %d slot(s), queues %s",
+            self.id,
+            self.size,
+            ",".join(self.queues) or "all",
+        )
         self.slots.start()
         self._start_background()
         code = 0
@@ -130,10 +134,16 @@ class Worker:
         rescuer = Rescuer(self.storage, dead)
         cleaner = Cleaner(self.storage, self.settings.retention.total_seconds())
         Every("tasktable-heartbeat", hb, lambda: self._beat(heartbeat), self.stop_event).start()
-        Every("tasktable-rescuer", max(hb, dead / 2), rescuer.run_once, self.stop_event,
-              first=0.0).start()
-        Every("tasktable-cleaner", self.settings.clean_interval.total_seconds(),
-              lambda: cleaner.run_once(self.stop_event), self.stop_event, first=5.0).start()
+        Every(
+            "tasktable-rescuer", max(hb, dead / 2), rescuer.run_once, self.stop_event, first=0.0
+        ).start()
+        Every(
+            "tasktable-cleaner",
+            self.settings.clean_interval.total_seconds(),
+            lambda: cleaner.run_once(self.stop_event),
+            self.stop_event,
+            first=5.0,
+        ).start()
 
     def _beat(self, heartbeat: Heartbeat) -> None:
         if heartbeat.run_once():
@@ -163,8 +173,12 @@ class Worker:
                     now = time.monotonic()
                     outage_since = outage_since or now
                     if now - outage_since > self.max_db_outage:
-                        log.error("Worker %s: database unreachable for %.0fs; exiting: %s",
-                                  self.id, now - outage_since, exc)
+                        log.error(
+                            "Worker %s: database unreachable for %.0fs; exiting: %s",
+                            self.id,
+                            now - outage_since,
+                            exc,
+                        )
                         return 3
                     log.warning("Worker %s: cannot claim: %s", self.id, exc)
                     self.wake.wait(min(5.0, poll * 2))
