@@ -16,7 +16,7 @@ from importlib import resources
 from sqlalchemy import Connection, Engine, inspect, select, text
 
 from ..errors import SchemaMissing
-from .schema import SCHEMA_VERSION, schema_table
+from .schema import schema_table
 from .types import utcnow
 
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
@@ -101,15 +101,25 @@ def migrate(engine: Engine) -> list[int]:
 
 
 def check_schema(engine: Engine, url_text: str) -> None:
+    """Raise :class:`SchemaMissing` unless every migration file of this code is applied."""
+    known = {m.version for m in load_migrations(dialect_folder(engine))}
     with engine.connect() as conn:
-        version = current_version(conn)
-    if version is None or version < SCHEMA_VERSION:
-        state = "has no tasktable schema" if version is None else f"has schema {version}"
+        if current_version(conn) is None:
+            applied: set[int] | None = None
+        else:
+            applied = {int(v) for v in conn.execute(select(schema_table.c.version)).scalars()}
+    if applied is None or not known <= applied:
+        state = (
+            "has no tasktable schema"
+            if not applied
+            else f"lacks migration(s) {', '.join(map(str, sorted(known - applied)))}"
+        )
         raise SchemaMissing(
             f"The database at {url_text} {state}; run: tasktable migrate --db '{url_text}'."
         )
-    if version > SCHEMA_VERSION:
+    newer = applied - known
+    if newer:
         raise SchemaMissing(
-            f"The database at {url_text} has schema {version}, newer than this tasktable "
-            f"({SCHEMA_VERSION}); upgrade tasktable."
+            f"The database at {url_text} has migration(s) {', '.join(map(str, sorted(newer)))} "
+            "that this tasktable does not know; upgrade tasktable."
         )

@@ -24,9 +24,6 @@ from sqlalchemy import (
 
 from .types import LongBlob, LongText, UTCDateTime
 
-#: The schema version this code expects: the number of the newest migration file.
-SCHEMA_VERSION = 1
-
 metadata = MetaData()
 
 # SQLite: AUTOINCREMENT keeps ids increasing even after the newest row is deleted.
