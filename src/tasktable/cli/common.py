@@ -37,6 +37,40 @@ class CliState:
 
 pass_state = click.make_pass_decorator(CliState)
 
+
+def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(CliState).database_url = value
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(CliState).verbose = True
+
+
+def command_options(func: Any) -> Any:
+    """``--db`` and ``-v`` accepted after the command name too (``tasktable list --db URL``)."""
+    func = click.option(
+        "--db",
+        "database_url",
+        metavar="URL",
+        default=None,
+        expose_value=False,
+        callback=_set_db,
+        is_eager=True,
+        help="Database URL (overrides TASKTABLE_DATABASE_URL).",
+    )(func)
+    return click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_verbose,
+        is_eager=True,
+        help="Show debug logs and tracebacks.",
+    )(func)
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 

@@ -7,6 +7,7 @@ SQLite default). Errors are one sentence on stderr and a non-zero exit code;
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -51,6 +52,10 @@ def _register() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting."""
     _register()
+    # Like `python -m`, handlers in the current directory's packages are importable
+    # (`tasktable enqueue myapp.tasks:Export` from the project root).
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
     try:

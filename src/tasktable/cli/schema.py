@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from ..storage.engine import safe_url
-from .common import CliState, json_option, pass_state, print_json
+from .common import CliState, command_options, json_option, pass_state, print_json
 from .main import cli
 
 
 @cli.command()
 @json_option
+@command_options
 @pass_state
 def migrate(state: CliState, as_json: bool) -> None:
     """Create or upgrade the schema (safe to run again)."""

@@ -14,7 +14,7 @@ from ..core.status import TaskStatus
 from ..core.task import Task
 from ..core.validation import parse_json_args
 from ..errors import InvalidInput, TaskNotFound
-from .common import CliState, json_option, pass_state, print_json
+from .common import CliState, command_options, json_option, pass_state, print_json
 from .main import cli
 
 _STATUS_STYLE = {
@@ -61,6 +61,7 @@ def _ids(values: tuple[str, ...]) -> list[int]:
     help="Do not import the handler to check it (the worker still will).",
 )
 @json_option
+@command_options
 @pass_state
 def enqueue(
     state: CliState,
@@ -111,6 +112,7 @@ def enqueue(
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--cursor", default=None, help="Next-page cursor printed by a previous list.")
 @json_option
+@command_options
 @pass_state
 def list_(
     state: CliState,
@@ -164,6 +166,7 @@ def _ts(value: Any) -> str:
 @cli.command()
 @click.argument("task_id")
 @json_option
+@command_options
 @pass_state
 def show(state: CliState, task_id: str, as_json: bool) -> None:
     """Show one task with its messages, progress, error and files."""
@@ -257,6 +260,7 @@ def _act(
 @cli.command()
 @click.argument("task_ids", nargs=-1, required=True)
 @json_option
+@command_options
 @pass_state
 def retry(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
     """Run error or cancelled tasks again."""
@@ -267,6 +271,7 @@ def retry(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
 @cli.command()
 @click.argument("task_ids", nargs=-1, required=True)
 @json_option
+@command_options
 @pass_state
 def cancel(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
     """Cancel pending tasks (running ones are asked to stop)."""
@@ -282,6 +287,7 @@ def cancel(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
 @cli.command()
 @click.argument("task_ids", nargs=-1, required=True)
 @json_option
+@command_options
 @pass_state
 def delete(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
     """Delete tasks and their files."""
@@ -301,6 +307,7 @@ def delete(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
 @json_option
+@command_options
 @pass_state
 def clean(
     state: CliState,
@@ -345,6 +352,7 @@ def clean(
 
 @cli.command()
 @json_option
+@command_options
 @pass_state
 def stats(state: CliState, as_json: bool) -> None:
     """Counts by status and queue, throughput, oldest pending task."""

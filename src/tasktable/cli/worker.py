@@ -9,7 +9,7 @@ import click
 
 from ..core.durations import parse_duration
 from ..logs import setup_logging
-from .common import CliState, pass_state
+from .common import CliState, command_options, pass_state
 from .main import cli
 
 
@@ -43,6 +43,7 @@ from .main import cli
     envvar="TASKTABLE_GRACE",
     help="On SIGTERM, how long running tasks may take to finish.",
 )
+@command_options
 @pass_state
 def worker(
     state: CliState,
@@ -80,6 +81,7 @@ def worker(
 )
 @click.option("--queue", "queues", multiple=True)
 @click.option("--workdir", default=None, help="Directory to run in (default: the current one).")
+@command_options
 @pass_state
 def crontab(
     state: CliState, slots: int, every: int, queues: tuple[str, ...], workdir: str | None
