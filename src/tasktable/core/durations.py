@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ _UNITS = {
     "d": 86400.0,
     "w": 604800.0,
 }
+MAX_SECONDS = 100 * 365 * 86400.0
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
@@ -29,7 +31,7 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
     if isinstance(text, int | float):
         if text < 0:
             raise InvalidInput(f"A duration cannot be negative: {text}.")
-        return timedelta(seconds=float(text))
+        return _timedelta(float(text), text)
     raw = text.strip().lower().replace(" ", "")
     if not raw:
         raise InvalidInput("Empty duration; write it like 30s, 10m, 2h or 30d.")
@@ -48,14 +50,22 @@ def parse_duration(text: str | float | int | timedelta) -> timedelta:
             ) from None
     if seconds < 0:
         raise InvalidInput(f"A duration cannot be negative: {text!r}.")
+    return _timedelta(seconds, text)
+
+
+def _timedelta(seconds: float, text: object) -> timedelta:
+    """``float("nan")``, ``"inf"`` and ``"1e30"`` parse as floats; refuse them here."""
+    if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+        raise InvalidInput(f"Bad duration {text!r}; it must be finite and under 100 years.")
     return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta | float) -> str:
     """A short human form: ``2d 3h``, ``4m 10s``, ``850ms``."""
     seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
-    if seconds < 1:
+    if round(seconds * 1000) < 1000:
         return f"{round(seconds * 1000)}ms"
+    seconds = round(seconds)
     parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size:

@@ -21,6 +21,7 @@ def backoff(
     ``base * 2**(attempt-1)``, capped, with "full jitter" between half and all of it,
     so that many tasks failing together do not come back together.
     """
-    raw = min(cap, base * (2 ** max(0, attempt - 1)))
+    exponent = min(max(0, attempt - 1), 64)  # 2.0 * 2**1024 would overflow a float
+    raw = min(cap, base * (2**exponent))
     rand = rng or random
     return timedelta(seconds=raw / 2 + rand.random() * raw / 2)

@@ -34,10 +34,15 @@ def parse_json_args(text: str) -> JSONValue:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"Args are not valid JSON: {exc.msg} at position {exc.pos}.") from None
+    except RecursionError:
+        raise InvalidInput(f"Args are nested deeper than {MAX_JSON_DEPTH} levels.") from None
+    except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
+        raise InvalidInput(f"Args are not valid JSON: {exc}.") from None
 
 
 def _depth_and_finite(value: Any, depth: int = 1) -> int:
-    if depth > MAX_JSON_DEPTH:
+    # Depth counts objects and arrays only: a scalar inside the deepest array is fine.
+    if depth > MAX_JSON_DEPTH and isinstance(value, dict | list | tuple):
         raise InvalidInput(f"Args are nested deeper than {MAX_JSON_DEPTH} levels.")
     if isinstance(value, dict):
         for key in value:
@@ -54,15 +59,23 @@ def _depth_and_finite(value: Any, depth: int = 1) -> int:
 
 
 def dump_json(value: JSONValue) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:  # e.g. an integer past Python's 4300-digit limit
+        raise InvalidInput(f"Args cannot be stored as JSON: {exc}.") from None
 
 
 def validate_args(args: JSONValue, limit_bytes: int) -> tuple[JSONValue, str]:
     """Return ``(args, json_text)``; args must be a JSON object or array within the limit."""
     if args is None:
         args = {}
-    if isinstance(args, str | bytes):
-        args = parse_json_args(args.decode() if isinstance(args, bytes) else args)
+    if isinstance(args, bytes):
+        try:
+            args = args.decode()
+        except UnicodeDecodeError:
+            raise InvalidInput("Args are not UTF-8 text.") from None
+    if isinstance(args, str):
+        args = parse_json_args(args)
     if isinstance(args, tuple):
         args = list(args)
     if not isinstance(args, dict | list):
@@ -92,7 +105,7 @@ def validate_name(name: str) -> str:
 def validate_queue(queue: str) -> str:
     if not isinstance(queue, str) or not queue:
         raise InvalidInput("A queue name cannot be empty.")
-    if len(queue) > MAX_QUEUE_LENGTH or not _QUEUE.match(queue):
+    if len(queue) > MAX_QUEUE_LENGTH or not _QUEUE.fullmatch(queue):
         raise InvalidInput(
             f"Queue {queue!r} is not valid; use up to {MAX_QUEUE_LENGTH} letters, digits, "
             "'_', '-', '.' or ':'."
@@ -149,6 +162,8 @@ def parse_datetime(value: str | datetime) -> datetime:
     """An ISO 8601 time; a time without an offset is taken as UTC."""
     if isinstance(value, datetime):
         parsed = value
+    elif not isinstance(value, str):
+        raise InvalidInput(f"Bad time {value!r}; write it as ISO 8601, e.g. 2026-01-31T14:00:00Z.")
     else:
         text = value.strip()
         if text.endswith("Z"):

@@ -115,15 +115,24 @@ def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         field, descending, value, task_id = json.loads(base64.urlsafe_b64decode(padded))
-        if field != sort.field or descending != sort.descending or not isinstance(task_id, int):
+        if field != sort.field or descending != sort.descending or not _is_int(task_id):
             raise ValueError("cursor of another sort")
         if field in ("created_at", "run_at"):
             value = datetime.fromisoformat(value)
+        elif field in ("id", "priority"):
+            if not _is_int(value):
+                raise TypeError("a number was expected")
+        elif not isinstance(value, str):  # name, status, queue, handler
+            raise TypeError("text was expected")
         return value, task_id
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidInput(
             "The page cursor is not valid for this sort; start again from the first page."
         ) from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def keyset_clause(sort: Sort, value: Any, task_id: int) -> ColumnElement[bool]:
