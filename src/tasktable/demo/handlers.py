@@ -24,12 +24,13 @@ from ..handler import TaskHandler
 ORDER_STATUS_COMPLETE_DELIVERED = "complete_delivered"
 
 
-def _orders_file() -> Path:
+def orders_file() -> Path:
+    """The demo's order book: ``TASKTABLE_DEMO_ORDERS``, else ``var/demo-orders.json``."""
     return Path(os.environ.get("TASKTABLE_DEMO_ORDERS", "var/demo-orders.json"))
 
 
 def load_orders() -> dict[str, Any]:
-    path = _orders_file()
+    path = orders_file()
     if not path.exists():
         return {}
     data: dict[str, Any] = json.loads(path.read_text())
@@ -42,7 +43,7 @@ _thread_lock = threading.Lock()
 @contextlib.contextmanager
 def locked_orders() -> Iterator[dict[str, Any]]:
     """The order book, locked against other slots and processes while changed."""
-    path = _orders_file()
+    path = orders_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     with _thread_lock, open(path.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -81,12 +82,17 @@ class ExportOrdersCsvHandler(TaskHandler):
     task_name = "Export orders to CSV"
 
     def run_task(self, task: RunningTask) -> None:
+        args = task.args if isinstance(task.args, dict) else {}
+        delay = float(args.get("seconds_per_row", 0.0))
         orders = load_orders()
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["order_id", "status", "comment"])
-        for order_id, order in sorted(orders.items(), key=lambda kv: int(kv[0])):
+        rows = sorted(orders.items(), key=lambda kv: int(kv[0]))
+        for done, (order_id, order) in enumerate(rows, start=1):
+            time.sleep(delay)
             writer.writerow([order_id, order["status"], order["comment"]])
+            task.set_progress(done, len(rows))
         filename = f"orders-{task.id}.csv"
         task.attach_file(buffer.getvalue().encode(), filename)
         task.set_action_link(
@@ -103,5 +109,10 @@ class FailingImportHandler(TaskHandler):
     task_name = "Import supplier feed"
 
     def run_task(self, task: RunningTask) -> None:
+        args = task.args if isinstance(task.args, dict) else {}
         task.add_message("Downloading the supplier feed...")
+        chunks = 5
+        for done in range(1, 3):
+            time.sleep(float(args.get("seconds_per_chunk", 0.0)))
+            task.set_progress(done, chunks)
         raise ConnectionError("Supplier feed at https://supplier.invalid/feed.xml is unreachable")
