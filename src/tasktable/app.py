@@ -145,7 +145,9 @@ class TaskTable:
             queue=validate_queue(queue),
             priority=validate_priority(priority),
             run_at=when,
-            max_attempts=validate_max_attempts(max_attempts or default_attempts or 1),
+            max_attempts=validate_max_attempts(
+                max_attempts if max_attempts is not None else default_attempts or 1
+            ),
             timeout=validate_timeout(timeout if timeout is not None else default_timeout),
             unique_key=validate_unique_key(unique_key),
         )
@@ -173,6 +175,7 @@ class TaskTable:
         verified: dict[str, tuple[str | None, int | None, float | None]] = {}
         for index, item in enumerate(items):
             if isinstance(item, NewTask):
+                self.settings.handlers.check(item.handler)  # checked at every entry
                 prepared.append(item)
                 continue
             spec = dict(item)

@@ -106,19 +106,22 @@ class SQLStorage:
         if not tasks:
             return []
         with self._write(connection) as conn:
-            plain = [t for t in tasks if t.unique_key is None]
-            ids: dict[int, int] = {}
-            if plain:
-                rows = conn.execute(
-                    _INSERT.returning(T.id, sort_by_parameter_order=True),
-                    [self._new_row(t) for t in plain],
-                ).all()
-                positions = [i for i, t in enumerate(tasks) if t.unique_key is None]
-                ids.update({pos: int(row[0]) for pos, row in zip(positions, rows, strict=True)})
-            for pos, task in enumerate(tasks):
-                if task.unique_key is not None:
-                    ids[pos] = self._insert_unique(conn, task)
-            order = [ids[i] for i in range(len(tasks))]
+            # In the order given, so that ids (and so the run order) follow it: runs of
+            # plain tasks in one round trip each, a task with a unique key on its own.
+            order: list[int] = []
+            plain: list[NewTask] = []
+            for task in [*tasks, None]:
+                if (task is None or task.unique_key is not None) and plain:
+                    rows = conn.execute(
+                        _INSERT.returning(T.id, sort_by_parameter_order=True),
+                        [self._new_row(t) for t in plain],
+                    ).all()
+                    order.extend(int(row[0]) for row in rows)
+                    plain = []
+                if task is not None and task.unique_key is not None:
+                    order.append(self._insert_unique(conn, task))
+                elif task is not None:
+                    plain.append(task)
             found = {t.id: t for t in self._fetch(conn, order)}
         return [found[i] for i in order]
 

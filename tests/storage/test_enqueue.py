@@ -1,0 +1,290 @@
+"""Enqueue, unique keys and get: the same behaviour on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tasktable import TaskTable
+from tasktable.core.status import TaskStatus
+from tasktable.errors import HandlerError, HandlerNotAllowed, InvalidInput, TaskNotFound
+from tasktable.settings import Settings
+
+from .helpers import ECHO, claim_one, finish, make_status, register, row_count
+
+
+def test_enqueue_one_stores_the_seeds_columns(table: TaskTable) -> None:
+    task = table.enqueue(ECHO, ["357028"], name="50 - Shipping Email Sent")
+    assert task.id > 0
+    assert task.name == "50 - Shipping Email Sent"
+    assert task.handler == ECHO
+    assert task.args == ["357028"]
+    assert task.status is TaskStatus.PENDING
+    assert task.messages == ()
+    assert task.executed_at is None and task.finished_at is None
+    assert task.action_link is None
+    assert task.created_at.tzinfo is not None
+    assert abs(task.created_at - datetime.now(UTC)) < timedelta(minutes=1)
+    assert task.run_at == task.created_at  # due now, by the database clock
+    assert (task.queue, task.priority, task.attempts, task.max_attempts) == ("default", 0, 0, 1)
+    assert table.get(task.id) == task
+
+
+def test_enqueue_defaults_the_name_to_the_handlers_task_name(table: TaskTable) -> None:
+    assert table.enqueue(ECHO).name == "Echo"
+    assert table.enqueue(ECHO).args == {}
+
+
+def test_enqueue_options_are_stored(table: TaskTable) -> None:
+    when = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    task = table.enqueue(
+        "tests.support.handlers.Echo",
+        {"order_ids": [1, 2], "note": "Zoë ✓"},
+        queue="emails",
+        priority=7,
+        run_at=when,
+        max_attempts=4,
+        timeout=2.5,
+        unique_key="order-1",
+    )
+    stored = table.get(task.id)
+    assert stored.handler == ECHO  # the dotted spelling is stored in the colon form
+    assert stored.args == {"order_ids": [1, 2], "note": "Zoë ✓"}
+    assert (stored.queue, stored.priority, stored.max_attempts) == ("emails", 7, 4)
+    assert stored.run_at == when
+    assert stored.timeout == 2.5
+    assert stored.unique_key == "order-1"
+
+
+def test_delay_is_counted_from_now(table: TaskTable) -> None:
+    task = table.enqueue(ECHO, delay="1h")
+    assert timedelta(minutes=59) < task.run_at - task.created_at < timedelta(minutes=61)
+
+
+def test_ids_increase(table: TaskTable) -> None:
+    ids = [table.enqueue(ECHO).id for _ in range(5)]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+
+
+def test_ids_keep_increasing_after_the_newest_task_is_deleted(table: TaskTable) -> None:
+    first = table.enqueue(ECHO).id
+    second = table.enqueue(ECHO).id
+    table.delete(second)
+    assert table.enqueue(ECHO).id > second > first
+
+
+def test_enqueue_many_keeps_order_and_ids_increase(table: TaskTable) -> None:
+    items = [{"handler": ECHO, "args": {"n": n}, "priority": n % 3} for n in range(30)]
+    tasks = table.enqueue_many(items)
+    assert [t.args["n"] for t in tasks] == list(range(30))
+    ids = [t.id for t in tasks]
+    assert ids == sorted(ids) and len(set(ids)) == 30
+    assert row_count(table) == 30
+
+
+def test_enqueue_many_with_unique_keys_in_the_middle_keeps_id_order(table: TaskTable) -> None:
+    items = [
+        {"handler": ECHO, "args": {"n": 0}},
+        {"handler": ECHO, "args": {"n": 1}, "unique_key": "k1"},
+        {"handler": ECHO, "args": {"n": 2}},
+        {"handler": ECHO, "args": {"n": 3}, "unique_key": "k3"},
+        {"handler": ECHO, "args": {"n": 4}},
+    ]
+    tasks = table.enqueue_many(items)
+    assert [t.args["n"] for t in tasks] == [0, 1, 2, 3, 4]
+    ids = [t.id for t in tasks]
+    assert ids == sorted(ids), "tasks enqueued together must run in the order given"
+
+
+def test_enqueue_many_of_nothing(table: TaskTable) -> None:
+    assert table.enqueue_many([]) == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ({"handler": ECHO, "args": 5}, InvalidInput),
+        ({"handler": ECHO, "args": "{not json"}, InvalidInput),
+        ({"handler": ECHO, "priority": 1000}, InvalidInput),
+        ({"handler": ECHO, "queue": "bad queue"}, InvalidInput),
+        ({"handler": "tests.support.handlers:NotAHandler"}, HandlerError),
+        ({"handler": "tests.support.nowhere:Job"}, HandlerError),
+        ({"args": {}}, InvalidInput),
+    ],
+)
+def test_enqueue_many_is_all_or_nothing(
+    table: TaskTable, bad: dict[str, object], error: type[Exception]
+) -> None:
+    items = [{"handler": ECHO, "args": {"n": 1}}, {"handler": ECHO, "args": {"n": 2}}, bad]
+    with pytest.raises(error):
+        table.enqueue_many(items)
+    assert row_count(table) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"args": [float("nan")]}, InvalidInput),
+        ({"args": {"x": "y" * 200}}, InvalidInput),  # over the 100-byte limit set below
+        ({"delay": "30x"}, InvalidInput),
+        ({"delay": "1s", "run_at": "2030-01-01T00:00:00Z"}, InvalidInput),
+        ({"run_at": "someday"}, InvalidInput),
+        ({"max_attempts": 0}, InvalidInput),
+        ({"unique_key": ""}, InvalidInput),
+    ],
+)
+def test_bad_enqueue_writes_nothing(
+    db_url: str, settings: Settings, options: dict[str, object], error: type[Exception]
+) -> None:
+    with TaskTable(db_url, settings=settings.replace(max_args_bytes=100)) as table:
+        table.migrate()
+        with pytest.raises(error):
+            table.enqueue(ECHO, **options)
+        assert row_count(table) == 0
+
+
+def test_a_handler_outside_the_allowlist_is_refused_and_writes_nothing(
+    db_url: str, settings: Settings
+) -> None:
+    from tasktable.core.handlers import Allowlist
+
+    allow = Allowlist.parse("tests.support.handlers:Boom")
+    with TaskTable(db_url, settings=settings.replace(handlers=allow)) as table:
+        table.migrate()
+        with pytest.raises(HandlerNotAllowed):
+            table.enqueue(ECHO)
+        with pytest.raises(HandlerNotAllowed):
+            table.enqueue_many([{"handler": "tests.support.handlers:Boom"}, {"handler": ECHO}])
+        assert row_count(table) == 0
+        assert table.enqueue("tests.support.handlers:Boom").id > 0
+
+
+def test_enqueue_inside_the_callers_transaction_rolls_back_with_it(table: TaskTable) -> None:
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), table.storage.engine.begin() as conn:
+        table.enqueue(ECHO, connection=conn)
+        table.enqueue(ECHO, connection=conn, unique_key="in-tx")
+        raise Abort
+    assert row_count(table) == 0
+    with table.storage.engine.begin() as conn:
+        kept = table.enqueue(ECHO, connection=conn)
+    assert table.get(kept.id).status is TaskStatus.PENDING
+
+
+# -- unique keys --------------------------------------------------------------------
+
+
+def test_unique_key_returns_the_pending_task(table: TaskTable) -> None:
+    first = table.enqueue(ECHO, {"v": 1}, unique_key="order-9")
+    again = table.enqueue(ECHO, {"v": 2}, unique_key="order-9")
+    assert again.id == first.id
+    assert again.args == {"v": 1}
+    assert row_count(table) == 1
+
+
+def test_unique_key_returns_the_running_task(table: TaskTable) -> None:
+    first = table.enqueue(ECHO, unique_key="order-9")
+    claim_one(table, register(table))
+    assert table.enqueue(ECHO, unique_key="order-9").id == first.id
+    assert row_count(table) == 1
+
+
+@pytest.mark.parametrize("status", [TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.CANCELLED])
+def test_unique_key_is_free_again_once_the_task_finished(
+    table: TaskTable, status: TaskStatus
+) -> None:
+    old = make_status(table, status, unique_key="order-9")
+    new = table.enqueue(ECHO, unique_key="order-9")
+    assert new.id != old.id
+    assert table.enqueue(ECHO, unique_key="order-9").id == new.id
+    assert row_count(table) == 2
+
+
+def test_different_unique_keys_do_not_collide(table: TaskTable) -> None:
+    a = table.enqueue(ECHO, unique_key="a")
+    b = table.enqueue(ECHO, unique_key="b")
+    c = table.enqueue(ECHO)
+    d = table.enqueue(ECHO)
+    assert len({a.id, b.id, c.id, d.id}) == 4
+
+
+def test_unique_key_twice_in_one_batch_is_one_task(table: TaskTable) -> None:
+    tasks = table.enqueue_many(
+        [
+            {"handler": ECHO, "args": {"n": 1}, "unique_key": "k"},
+            {"handler": ECHO, "args": {"n": 2}, "unique_key": "k"},
+        ]
+    )
+    assert tasks[0].id == tasks[1].id
+    assert row_count(table) == 1
+
+
+def test_concurrent_enqueues_with_one_key_make_one_row(db_url: str, settings: Settings) -> None:
+    threads_count = 6
+    with TaskTable(db_url, settings=settings) as setup:
+        setup.migrate()
+    barrier = threading.Barrier(threads_count)
+    ids: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def enqueue() -> None:
+        try:
+            with TaskTable(db_url, settings=settings) as mine:
+                mine.storage.check_schema()  # connect before the race
+                barrier.wait(timeout=30)
+                task = mine.enqueue(ECHO, unique_key="the-one")
+            with lock:
+                ids.append(task.id)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=enqueue) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(ids) == threads_count and len(set(ids)) == 1
+    with TaskTable(db_url, settings=settings) as check:
+        assert check.count() == 1
+
+
+# -- get ------------------------------------------------------------------------------
+
+
+def test_get_unknown_id(table: TaskTable) -> None:
+    with pytest.raises(TaskNotFound, match="No task with id 424242"):
+        table.get(424242)
+
+
+def test_get_reads_a_finished_task(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    claimed = claim_one(table, register(table))
+    finish(table, claimed, TaskStatus.SUCCESS)
+    done = table.get(task.id)
+    assert done.status is TaskStatus.SUCCESS
+    assert [m.text for m in done.messages] == ["ended success"]
+    assert done.executed_at is not None and done.finished_at is not None
+    assert done.created_at <= done.executed_at <= done.finished_at
+    assert done.claim_token is None
+
+
+def test_a_prepared_task_is_checked_against_the_allowlist_too(
+    db_url: str, settings: Settings
+) -> None:
+    from tasktable.core.handlers import Allowlist
+    from tasktable.core.task import NewTask
+
+    allow = Allowlist.parse("tests.support.handlers:Boom")
+    with TaskTable(db_url, settings=settings.replace(handlers=allow)) as table:
+        table.migrate()
+        smuggled = NewTask(handler="os:system", args=["echo hi"], name="x")
+        with pytest.raises(HandlerNotAllowed):
+            table.enqueue_many([smuggled])
+        assert row_count(table) == 0
