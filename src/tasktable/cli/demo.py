@@ -10,6 +10,9 @@ never runs anyone else's tasks.
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -368,22 +371,40 @@ def _count(tasks: Sequence[Task], status: TaskStatus) -> int:
     return sum(t.status is status for t in tasks)
 
 
+def _program() -> str:
+    """How the user can type this command: ``tasktable`` if on PATH, else the path run."""
+    argv0 = sys.argv[0]
+    if Path(argv0).name != "tasktable":
+        return "tasktable"
+    found = shutil.which("tasktable")
+    if found and Path(found).resolve() == Path(argv0).resolve():
+        return "tasktable"
+    path = Path(argv0)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        path = path.relative_to(Path.cwd())
+    return shlex.quote(str(path))
+
+
 def _what_next(console: Console, state: CliState, table: TaskTable, run: DemoRun) -> None:
-    db = f" --db {state.database_url}" if state.database_url else ""
+    db = f" --db {shlex.quote(state.database_url)}" if state.database_url else ""
+    prog = _program() + db
     lines = [
-        (f"tasktable{db} list", "the table, newest first"),
-        (f"tasktable{db} show {run.import_id}", "one task: messages, error traceback, files"),
-        (f"tasktable{db} retry {run.import_id}", "queue the failed task again"),
-        (f"tasktable{db} worker --burst", "run what is due (e.g. that retry), then exit"),
-        (f"tasktable{db} stats", "counts by status and queue"),
+        (f"{prog} list", "the table, newest first"),
+        (f"{prog} show {run.import_id}", "one task: messages, error traceback, files"),
+        (f"{prog} retry {run.import_id}", "queue the failed task again"),
+        (f"{prog} worker --burst", "run what is due (e.g. that retry), then exit"),
+        (f"{prog} stats", "counts by status and queue"),
     ]
     if "serve" in cli.commands:
-        lines.append((f"tasktable{db} serve", "the admin dashboard and the REST API"))
+        lines.append((f"{prog} serve", "the admin dashboard and the REST API"))
     console.print()
     console.print("[bold]What next[/]")
-    width = max(len(cmd) for cmd, _ in lines)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(style="dim")
     for cmd, what in lines:
-        console.print(f"  {cmd:<{width}}  [dim]{what}[/]")
-    log_file = Path(table.settings.log_file)
-    console.print(f"Database: {_where(table)}   Log file: {log_file}")
-    console.print("Run `tasktable demo` again to add new demo tasks to the same table.")
+        grid.add_row(f"  {cmd}", what)
+    console.print(grid)
+    console.print(f"  Database: {_where(table)}")
+    console.print(f"  Log file: {table.settings.log_file}")
+    console.print(f"  Run `{prog} demo` again to add new demo tasks to the same table.")
