@@ -14,7 +14,7 @@ from ..settings import Settings
 
 @dataclass
 class CliState:
-    database_url: str | None
+    database_url: str | None = None
     verbose: bool = False
     _table: TaskTable | None = field(default=None, repr=False)
 

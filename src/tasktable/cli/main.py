@@ -41,8 +41,10 @@ EXIT_USAGE = 2
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
     """Durable background tasks kept in a database table."""
-    ctx.obj = CliState(database_url=database_url, verbose=verbose)
-    ctx.call_on_close(ctx.obj.close)
+    state = ctx.ensure_object(CliState)
+    state.database_url = database_url
+    state.verbose = state.verbose or verbose
+    ctx.call_on_close(state.close)
 
 
 def _register() -> None:
@@ -57,9 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     args = list(sys.argv[1:] if argv is None else argv)
-    verbose = "-v" in args or "--verbose" in args
+    state = CliState()
     try:
-        result = cli.main(args=args, prog_name="tasktable", standalone_mode=False)
+        result = cli.main(args=args, prog_name="tasktable", standalone_mode=False, obj=state)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return EXIT_ERROR
@@ -69,22 +71,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except TaskTableError as exc:
-        if verbose:
-            traceback.print_exc()
-        click.echo(f"Error: {exc}", err=True)
+        _report(str(exc), verbose=_verbose(state, args))
         return EXIT_ERROR
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
     except Exception as exc:  # a bug: still one sentence, traceback with -v
-        if verbose:
-            traceback.print_exc()
-        click.echo(
-            f"Error: unexpected {type(exc).__name__}: {exc} (run again with -v for details).",
-            err=True,
+        _report(
+            f"unexpected {type(exc).__name__}: {exc} (run again with -v for details)",
+            verbose=_verbose(state, args),
         )
         return EXIT_ERROR
     return result if isinstance(result, int) else 0
+
+
+def _verbose(state: CliState, args: Sequence[str]) -> bool:
+    """-v anywhere, or TASKTABLE_VERBOSE, even when parsing stopped before the flag was read."""
+    env = os.environ.get("TASKTABLE_VERBOSE", "").strip().lower()
+    return state.verbose or "-v" in args or "--verbose" in args or env in ("1", "true", "yes", "on")
+
+
+def _report(message: str, *, verbose: bool) -> None:
+    """The error as one sentence on one line (a driver's message may span several)."""
+    if verbose:
+        traceback.print_exc()
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    if not text.endswith((".", "!", "?")):
+        text += "."
+    click.echo(f"Error: {text}", err=True)
 
 
 def run() -> None:

@@ -9,11 +9,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from ..app import TaskTable
 from ..core.durations import format_duration, parse_duration
 from ..core.status import TaskStatus
 from ..core.task import Task
 from ..core.validation import parse_json_args
-from ..errors import InvalidInput, TaskNotFound
+from ..errors import InvalidInput, TaskNotFound, TaskTableError
 from .common import CliState, command_options, json_option, pass_state, print_json
 from .main import cli
 
@@ -24,6 +25,12 @@ _STATUS_STYLE = {
     "error": "red",
     "cancelled": "dim",
 }
+
+
+class TaskNotFoundError(TaskTableError):
+    """Some of the ids given name no task (the message lists them all)."""
+
+    code = "not_found"
 
 
 def _ids(values: tuple[str, ...]) -> list[int]:
@@ -79,7 +86,7 @@ def enqueue(
     as_json: bool,
 ) -> None:
     """Add a task for HANDLER (package.module:ClassName) and print its id."""
-    args = parse_json_args(args_text) if args_text is not None else {}
+    args = _parse_args(args_text) if args_text is not None else {}
     seconds = parse_duration(timeout).total_seconds() if timeout is not None else None
     task = state.table().enqueue(
         handler,
@@ -98,6 +105,19 @@ def enqueue(
         print_json(task.to_json())
     else:
         click.echo(task.id)
+
+
+def _parse_args(text: str) -> dict[str, Any] | list[Any]:
+    """--args is JSON text whose value must be an object or array: never decoded twice
+    (``'"[1]"'`` is a string, not a list) and ``null`` is not ``{}``."""
+    value = parse_json_args(text)
+    if not isinstance(value, dict | list):
+        kind = "null" if value is None else type(value).__name__
+        raise InvalidInput(
+            f"Args must be a JSON object or array, not {kind}; "
+            'write them like {"order_ids": [1, 2]} or [1, 2].'
+        )
+    return value
 
 
 @cli.command(name="list")
@@ -223,38 +243,62 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _act(
+def _require_existing(table: TaskTable, ids: list[int], verb: str) -> None:
+    """Refuse the whole command, before any change, when an id names no task."""
+    unique = sorted(set(ids))
+    if table.count(ids=unique) == len(unique):
+        return
+    unknown = [i for i in unique if not _exists(table, i)]
+    if unknown:
+        label = "task with id" if len(unknown) == 1 else "tasks with ids"
+        raise TaskNotFoundError(f"No {label} {', '.join(map(str, unknown))}; nothing was {verb}.")
+
+
+def _exists(table: TaskTable, task_id: int) -> bool:
+    try:
+        table.get(task_id)
+    except TaskNotFound:
+        return False
+    return True
+
+
+_ALLOWED = {
+    "retried": "only error or cancelled tasks can be retried",
+    "cancelled": "only pending or running tasks can be cancelled",
+    "deleted": "it no longer exists",
+}
+
+
+def _report(
     state: CliState,
     verb: str,
     ids: list[int],
     moved: list[int],
     as_json: bool,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, list[int]] | None = None,
 ) -> int:
-    table = state.table()
-    missing = [i for i in ids if i not in moved]
-    unknown: list[int] = []
-    for i in missing:
-        try:
-            table.get(i)
-        except TaskNotFound:
-            unknown.append(i)
+    """Print what moved and why the rest did not; exit 1 when any task was left as it was."""
+    extra = extra or {}
+    done = set(moved).union(*extra.values())
+    unchanged = sorted({i for i in ids if i not in done})
     if as_json:
-        print_json(
-            {
-                verb: moved,
-                "unchanged": [i for i in missing if i not in unknown],
-                "not_found": unknown,
-                **(extra or {}),
-            }
-        )
-    else:
-        if moved:
-            click.echo(f"{verb.capitalize()}: {', '.join(map(str, moved))}.")
-        for i in missing:
-            reason = "no such task" if i in unknown else "its status does not allow it"
-            click.echo(f"Task {i} was not {verb}: {reason}.", err=True)
-    return 0 if not missing else 1
+        print_json({verb: moved, **extra, "unchanged": unchanged})
+    elif moved:
+        click.echo(f"{verb.capitalize()}: {', '.join(map(str, moved))}.")
+    if not as_json:
+        table = state.table()
+        for i in unchanged:
+            status = _status_of(table, i)
+            reason = f"it is {status}; {_ALLOWED[verb]}" if status else "it no longer exists"
+            click.echo(f"Error: task {i} was not {verb}: {reason}.", err=True)
+    return 1 if unchanged else 0
+
+
+def _status_of(table: TaskTable, task_id: int) -> str | None:
+    try:
+        return table.get(task_id).status.value
+    except TaskNotFound:
+        return None
 
 
 @cli.command()
@@ -265,7 +309,9 @@ def _act(
 def retry(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
     """Run error or cancelled tasks again."""
     ids = _ids(task_ids)
-    return _act(state, "retried", ids, state.table().retry(*ids), as_json)
+    table = state.table()
+    _require_existing(table, ids, "retried")
+    return _report(state, "retried", ids, table.retry(*ids), as_json)
 
 
 @cli.command()
@@ -276,12 +322,12 @@ def retry(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
 def cancel(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
     """Cancel pending tasks (running ones are asked to stop)."""
     ids = _ids(task_ids)
-    cancelled, requested = state.table().cancel(*ids)
+    table = state.table()
+    _require_existing(table, ids, "cancelled")
+    cancelled, requested = table.cancel(*ids)
     if requested and not as_json:
         click.echo(f"Asked running task(s) {', '.join(map(str, requested))} to stop.")
-    return _act(
-        state, "cancelled", ids, cancelled + requested, as_json, {"stop_requested": requested}
-    )
+    return _report(state, "cancelled", ids, cancelled, as_json, {"stop_requested": requested})
 
 
 @cli.command()
@@ -292,7 +338,9 @@ def cancel(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
 def delete(state: CliState, task_ids: tuple[str, ...], as_json: bool) -> int:
     """Delete tasks and their files."""
     ids = _ids(task_ids)
-    return _act(state, "deleted", ids, state.table().delete(*ids), as_json)
+    table = state.table()
+    _require_existing(table, ids, "deleted")
+    return _report(state, "deleted", ids, table.delete(*ids), as_json)
 
 
 @cli.command()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import sys
 
 import click
 
 from ..core.durations import parse_duration
+from ..core.validation import validate_queue
 from ..logs import setup_logging
 from .common import CliState, command_options, pass_state
 from .main import cli
@@ -32,7 +35,7 @@ from .main import cli
 @click.option("--burst", is_flag=True, help="Exit when nothing is due (cron mode).")
 @click.option(
     "--max-seconds",
-    type=float,
+    type=click.FloatRange(min=0),
     default=None,
     help="Stop claiming after this many seconds; exit when running tasks end.",
 )
@@ -54,18 +57,19 @@ def worker(
     grace: str,
 ) -> int:
     """Run tasks, SLOTS at a time, until stopped (SIGTERM/SIGINT finish gracefully)."""
+    grace_seconds = parse_duration(grace).total_seconds()  # bad input fails before any I/O
+    queue_list = [validate_queue(q) for value in queues for q in value.split(",") if q]
     from ..worker.supervisor import Worker
 
     table = state.table()
     setup_logging(table.settings.log_file, verbose=state.verbose)
-    queue_list = [q for value in queues for q in value.split(",") if q]
     run = Worker(
         table,
         slots=slots,
         queues=queue_list,
         burst=burst,
         max_seconds=max_seconds,
-        grace=parse_duration(grace).total_seconds(),
+        grace=grace_seconds,
     )
     return run.run()
 
@@ -87,18 +91,35 @@ def crontab(
     state: CliState, slots: int, every: int, queues: tuple[str, ...], workdir: str | None
 ) -> None:
     """Print crontab lines that run burst workers (the seed's cron group)."""
-    import os
-
-    exe = shlex.quote(sys.argv[0] if sys.argv[0].endswith("tasktable") else "tasktable")
-    cwd = shlex.quote(workdir or os.getcwd())
+    for q in queues:
+        validate_queue(q)
+    cwd = shlex.quote(os.path.abspath(workdir or os.getcwd()))
+    exe = shlex.quote(_executable())
     db = f" --db {shlex.quote(state.database_url)}" if state.database_url else ""
     queue_args = "".join(f" --queue {shlex.quote(q)}" for q in queues)
     schedule = "*" if every == 1 else f"*/{every}"
     # --max-seconds keeps runs from piling up: each stops claiming before the next starts.
     limit = every * 60 - 5
+    # The shell opens the redirection before running anything: the folder must exist.
+    prefix = f"cd {cwd} && mkdir -p var/log/tasktable && {exe}{db}"
+    log = ">> var/log/tasktable/cron.log 2>&1"
     click.echo("# tasktable: run due background tasks (crontab -e, then paste)")
     click.echo(
-        f"{schedule} * * * * cd {cwd} && {exe}{db} worker --burst --slots {slots}"
-        f"{queue_args} --max-seconds {limit} >> var/log/tasktable/cron.log 2>&1"
+        _cron_escape(
+            f"{schedule} * * * * {prefix} worker --burst --slots {slots}"
+            f"{queue_args} --max-seconds {limit} {log}"
+        )
     )
-    click.echo(f"17 3 * * * cd {cwd} && {exe}{db} clean >> var/log/tasktable/cron.log 2>&1")
+    click.echo(_cron_escape(f"17 3 * * * {prefix} clean {log}"))
+
+
+def _executable() -> str:
+    """An absolute path to this tasktable: cron runs with a minimal PATH."""
+    if os.path.basename(sys.argv[0]) == "tasktable":
+        return os.path.abspath(sys.argv[0])
+    return shutil.which("tasktable") or "tasktable"
+
+
+def _cron_escape(line: str) -> str:
+    """cron turns an unescaped % in the command into a newline (a URL-encoded password has %)."""
+    return line.replace("%", "\\%")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,7 @@ def parse_url(url: str | URL) -> URL:
         parsed = make_url(url)
     except (sa_exc.ArgumentError, ValueError) as exc:
         raise InvalidInput(
-            f"Cannot parse database URL {safe_url(url)!r}; write it like "
+            f"Cannot parse database URL {_redact(str(url))!r}; write it like "
             "sqlite:///var/tasktable.sqlite3 or postgresql://user@host/dbname."
         ) from exc
     backend = parsed.get_backend_name()
@@ -50,6 +51,11 @@ def parse_url(url: str | URL) -> URL:
     if "+" not in parsed.drivername:
         parsed = parsed.set(drivername=_DRIVERS[backend][0])
     return parsed
+
+
+def _redact(text: str) -> str:
+    """An unparsable URL as typed, with anything between ``//`` and ``@`` hidden."""
+    return re.sub(r"//[^/]*@", "//***@", text)
 
 
 def safe_url(url: str | URL) -> str:
