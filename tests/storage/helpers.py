@@ -46,13 +46,16 @@ def finish(table: TaskTable, task: Task, status: TaskStatus, error: str | None =
 
 
 def make_status(table: TaskTable, status: TaskStatus, **options: Any) -> Task:
-    """Enqueue a task and walk it to ``status`` through the real moves."""
-    task = table.enqueue(ECHO, {"for": status.value}, **options)
-    if status is TaskStatus.PENDING:
-        return task
-    if status is TaskStatus.CANCELLED:
-        table.cancel(task.id)
+    """Enqueue a task and walk it to ``status`` through the real moves.
+
+    A task that must be claimed gets the top priority, so that it is claimed first.
+    """
+    if status in (TaskStatus.PENDING, TaskStatus.CANCELLED):
+        task = table.enqueue(ECHO, {"for": status.value}, **options)
+        if status is TaskStatus.CANCELLED:
+            table.cancel(task.id)
         return table.get(task.id)
+    task = table.enqueue(ECHO, {"for": status.value}, **{"priority": 100, **options})
     worker = register(table)
     claimed = table.storage.claim(worker, (), 1)
     assert [t.id for t in claimed] == [task.id], "another task was due first"
