@@ -37,6 +37,37 @@ def _duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
         raise InvalidInput(f"{name}: {exc}") from None
 
 
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def _size(env: Mapping[str, str], name: str) -> int | None:
+    """A byte size such as ``512MB`` or ``2GiB`` (binary units); unset means no limit."""
+    raw = (env.get(name) or "").strip().lower().replace(" ", "")
+    if not raw:
+        return None
+    number = raw.rstrip("bgikm")
+    unit = raw[len(number) :]
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit])
+    except (ValueError, KeyError):
+        raise InvalidInput(f"{name} must be a size such as 512MB or 2GB, not {raw!r}.") from None
+    if value <= 0:
+        raise InvalidInput(f"{name} must be positive, not {raw!r}.")
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything configurable, with the defaults the docs promise."""
@@ -51,6 +82,12 @@ class Settings:
     dead_after: timedelta = timedelta(seconds=30)
     poll_interval: timedelta = timedelta(seconds=1)
     clean_interval: timedelta = timedelta(hours=1)
+    #: A worker that cannot reach the database this long exits non-zero (to be restarted).
+    max_db_outage: timedelta = timedelta(minutes=5)
+    #: How long a running task's handler has to stop by itself after a cancel request.
+    cancel_grace: timedelta = timedelta(seconds=10)
+    #: Address-space cap of each slot process, in bytes (None: no cap).
+    max_memory: int | None = None
     dashboard_url: str = "http://127.0.0.1:8080"
 
     @classmethod
@@ -67,6 +104,9 @@ class Settings:
             "dead_after": _duration(env, "TASKTABLE_DEAD_AFTER", "30s"),
             "poll_interval": _duration(env, "TASKTABLE_POLL_INTERVAL", "1s"),
             "clean_interval": _duration(env, "TASKTABLE_CLEAN_INTERVAL", "1h"),
+            "max_db_outage": _duration(env, "TASKTABLE_MAX_DB_OUTAGE", "5m"),
+            "cancel_grace": _duration(env, "TASKTABLE_CANCEL_GRACE", "10s"),
+            "max_memory": _size(env, "TASKTABLE_MAX_MEMORY"),
             "dashboard_url": env.get("TASKTABLE_DASHBOARD_URL") or "http://127.0.0.1:8080",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

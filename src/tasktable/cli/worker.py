@@ -46,6 +46,15 @@ from .main import cli
     envvar="TASKTABLE_GRACE",
     help="On SIGTERM, how long running tasks may take to finish.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    envvar="TASKTABLE_WORKER_MODE",
+    help="Run each slot in a child process (timeouts and crashes contained) or a thread "
+    "(lighter, for I/O-bound handlers; a hung thread cannot be stopped).",
+)
 @command_options
 @pass_state
 def worker(
@@ -55,6 +64,7 @@ def worker(
     burst: bool,
     max_seconds: float | None,
     grace: str,
+    mode: str,
 ) -> int:
     """Run tasks, SLOTS at a time, until stopped (SIGTERM/SIGINT finish gracefully)."""
     grace_seconds = parse_duration(grace).total_seconds()  # bad input fails before any I/O
@@ -70,6 +80,8 @@ def worker(
         burst=burst,
         max_seconds=max_seconds,
         grace=grace_seconds,
+        mode="thread" if mode == "thread" else "process",
+        verbose=state.verbose,
     )
     return run.run()
 

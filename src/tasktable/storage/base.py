@@ -166,16 +166,30 @@ class Storage(Protocol):
     # -- worker -----------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None: ...
 
-    def heartbeat(self, worker_id: str) -> bool:
-        """Stamp the worker and its running tasks; False when the worker row is gone
-        (it was declared dead and must not claim under this id again)."""
+    def heartbeat(self, worker_id: str, task_ids: Sequence[int] | None = None) -> bool:
+        """Stamp the worker and its running tasks (only ``task_ids`` when given: the
+        runs it still holds); False when the worker row is gone (it was declared
+        dead and must not claim under this id again). One transaction."""
+
+    def cancel_requests(self, task_ids: Sequence[int]) -> list[int]:
+        """The ids among these running tasks that someone asked to cancel."""
 
     def deregister_worker(self, worker_id: str) -> None: ...
 
-    def claim(self, worker_id: str, queues: Sequence[str], limit: int) -> list[Task]:
+    def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        *,
+        alive_within: float | None = None,
+    ) -> list[Task]:
         """Atomically move up to ``limit`` due pending tasks to running for this
         worker (priority, then id), stamping worker, a fresh claim token and
-        attempts + 1. Each task goes to exactly one claimer."""
+        attempts + 1. Each task goes to exactly one claimer. With
+        ``alive_within``, claims nothing unless the worker's row exists with a
+        heartbeat at most that many seconds old (a paused worker never claims
+        under an id that was, or is about to be, declared dead)."""
 
     def finish(self, task: Task, outcome: Outcome) -> bool:
         """Persist an outcome, conditional on the claim token; False = lease lost."""
@@ -197,5 +211,8 @@ class Storage(Protocol):
 
     def rescue(self, dead_after: float, max_lost: int) -> list[int]:
         """Return tasks of dead workers to pending, or end them ``error``."""
+
+    def server_now(self) -> datetime:
+        """The database's clock (also a cheap "is it reachable" probe)."""
 
     def dispose(self) -> None: ...

@@ -408,26 +408,50 @@ class SQLStorage:
                 )
             )
 
-    def heartbeat(self, worker_id: str) -> bool:
+    def heartbeat(self, worker_id: str, task_ids: Sequence[int] | None = None) -> bool:
         with self._write() as conn:
             alive = conn.execute(
                 update(worker_table).where(W.id == worker_id).values(heartbeat_at=utcnow())
             ).rowcount
-            if alive:
-                conn.execute(
-                    update(task_table)
-                    .where(T.worker == worker_id, T.status == _RUNNING)
-                    .values(heartbeat_at=utcnow())
-                )
+            if alive and (task_ids is None or task_ids):
+                mine = and_(T.worker == worker_id, T.status == _RUNNING)
+                if task_ids is not None:  # only the runs the worker still holds
+                    mine = and_(mine, T.id.in_(list(task_ids)))
+                conn.execute(update(task_table).where(mine).values(heartbeat_at=utcnow()))
         return bool(alive)
+
+    def cancel_requests(self, task_ids: Sequence[int]) -> list[int]:
+        """Which of these running tasks someone asked to cancel (one read)."""
+        if not task_ids:
+            return []
+        with self._read() as conn:
+            rows = conn.execute(
+                select(T.id).where(
+                    T.id.in_(list(task_ids)), T.status == _RUNNING, T.cancel_requested
+                )
+            ).scalars()
+            return [int(i) for i in rows]
 
     def deregister_worker(self, worker_id: str) -> None:
         with self._write() as conn:
             conn.execute(delete(worker_table).where(W.id == worker_id))
 
-    def claim(self, worker_id: str, queues: Sequence[str], limit: int) -> list[Task]:
+    def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        *,
+        alive_within: float | None = None,
+    ) -> list[Task]:
         token = secrets.token_hex(16)
         with self._write() as conn:
+            if alive_within is not None:
+                fresh = conn.execute(
+                    select(W.id).where(W.id == worker_id, W.heartbeat_at >= utcnow(-alive_within))
+                ).first()
+                if fresh is None:  # declared dead, or about to be: never claim under it
+                    return []
             rows = self.claimer.claim(conn, worker_id, token, queues, limit)
         return [task_from_row(r) for r in rows]
 

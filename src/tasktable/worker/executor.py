@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import traceback
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -18,9 +19,9 @@ from ..context import Reporter, Retry, RunningTask
 from ..core.handlers import Allowlist
 from ..core.retry import backoff
 from ..core.status import TaskStatus
-from ..core.task import Message, Task, utc_now
+from ..core.task import ActionLink, Message, Progress, Task, utc_now
 from ..errors import HandlerError
-from ..handler import load_handler
+from ..handler import handler_defaults, load_handler
 from ..storage.base import Outcome
 
 log = logging.getLogger("tasktable.worker")
@@ -38,8 +39,13 @@ def execute(
     allowlist: Allowlist,
     max_file_bytes: int,
     loop: asyncio.AbstractEventLoop | None = None,
+    on_start: Callable[[float | None], None] | None = None,
 ) -> tuple[Outcome, Any]:
-    """Run ``task`` and return (outcome, the handler's return value)."""
+    """Run ``task`` and return (outcome, the handler's return value).
+
+    ``on_start`` is called with the handler's own timeout once it is loaded,
+    before it runs (a worker uses it when the task row has no timeout).
+    """
     running = RunningTask(task, reporter, max_file_bytes=max_file_bytes)
     try:
         handler = load_handler(task.handler, allowlist)
@@ -47,6 +53,8 @@ def execute(
         log.error("Task %s (%s): %s", task.id, task.name, exc)
         running.messages.append(Message(text=str(exc), level="error"))
         return _outcome(running, TaskStatus.ERROR, error=str(exc)), None
+    if on_start is not None:
+        on_start(handler_defaults(handler)[2])
     try:
         result = handler.run_task(running)
         if inspect.isawaitable(result):
@@ -57,21 +65,56 @@ def execute(
         trace = traceback.format_exc()
         log.error("Task %s (%s) failed: %s\n%s", task.id, task.name, _error_text(exc), trace)
         running.messages.append(Message(text=_error_text(exc), level="error"))
-        if task.attempts < task.max_attempts:
-            delay = backoff(task.attempts)
-            running.messages.append(
-                Message(
-                    text=f"Attempt {task.attempts} of {task.max_attempts} failed; "
-                    f"retrying in {delay.total_seconds():.0f}s.",
-                    level="warning",
-                )
-            )
-            return _outcome(running, TaskStatus.PENDING, error=trace, delay=delay), None
-        return _outcome(running, TaskStatus.ERROR, error=trace), None
+        return failed(
+            task,
+            running.messages,
+            trace,
+            progress=running.progress,
+            action_link=running.action_link,
+        ), None
     if running.failure is not None:
         log.error("Task %s (%s) failed: %s", task.id, task.name, running.failure)
         return _outcome(running, TaskStatus.ERROR, error=running.failure), result
     return _outcome(running, TaskStatus.SUCCESS), result
+
+
+def failed(
+    task: Task,
+    messages: Sequence[Message],
+    error: str,
+    *,
+    progress: Progress | None = None,
+    action_link: ActionLink | None = None,
+) -> Outcome:
+    """A failed run: another attempt after a back-off while attempts remain, else ``error``.
+
+    Used for exceptions, timeouts and crashed slot processes alike.
+    """
+    notes = list(messages)
+    if task.attempts < task.max_attempts:
+        delay = backoff(task.attempts)
+        notes.append(
+            Message(
+                text=f"Attempt {task.attempts} of {task.max_attempts} failed; "
+                f"retrying in {delay.total_seconds():.0f}s.",
+                level="warning",
+            )
+        )
+        return Outcome(
+            status=TaskStatus.PENDING,
+            messages=tuple(notes),
+            error=error,
+            progress=progress,
+            action_link=action_link,
+            run_at=utc_now() + delay,
+        )
+    return Outcome(
+        status=TaskStatus.ERROR,
+        messages=tuple(notes),
+        error=error,
+        progress=progress,
+        action_link=action_link,
+    )
 
 
 def _await(awaitable: Any, loop: asyncio.AbstractEventLoop | None) -> Any:

@@ -1,31 +1,317 @@
-"""Thread slots: N threads, each running one task at a time on its own event loop.
+"""Slots: each runs one task at a time and owns everything about that run.
 
-A slot takes a claimed task from the supervisor, runs it through the executor,
-persists the outcome (fenced), and tells the supervisor it is free again.
+A slot is a thread of the worker process around a runner (a child process by
+default, or a thread; see ``runners.py``). For each task the supervisor hands
+it, the slot starts the run, turns the runner's events into fenced writes
+(progress, files), and ends the run one of these ways:
+
+- the handler finished: its outcome is persisted by the completer;
+- the timeout passed (the task's, else the handler's): the run is stopped and
+  counts as a failed attempt, "timed out after Ns";
+- a cancel was requested and the handler did not stop within the cancel
+  grace: the run is stopped and the task ends ``cancelled``;
+- the runner's process died: a failed attempt, and a fresh process;
+- the worker is shutting down past its grace: the run is stopped and the task
+  released to ``pending`` (the attempt not charged);
+- the claim was lost (the worker was declared dead): the run is stopped and
+  nothing is written.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
 
-from ..core.task import Task
+from ..core.status import TaskStatus
+from ..core.task import ActionLink, Message, Progress, Task
+from ..errors import DatabaseError
 from ..settings import Settings
-from ..storage.base import Storage
+from ..storage.base import Outcome, Storage
 from .completer import Completer
-from .executor import execute
+from .executor import failed
+from .protocol import Attach, Done, Event, LogLine, Report, Started
 from .reporter import StorageReporter
+from .runners import ProcessRunner, Runner, RunnerDied, ThreadRunner
 
 log = logging.getLogger("tasktable.worker")
 
-_STOP = object()
+Mode = Literal["process", "thread"]
+MODES: tuple[Mode, ...] = ("process", "thread")
+TICK = 0.25  # seconds between checks of deadlines and stop requests during a run
+KILL_PATIENCE = 2.0  # seconds between SIGTERM and SIGKILL for a timeout or a cancel
+SHUTDOWN_PATIENCE = 0.5  # the same when the worker's grace is over
+RELEASE_MESSAGE = "The worker shut down before this task finished; it will run again."
 
 
-class ThreadSlots:
-    """A fixed pool of slot threads fed from one in-memory queue."""
+@dataclass
+class Run:
+    """One task in one slot: what the slot knows about it while it runs."""
+
+    task: Task
+    reporter: StorageReporter
+    started: float
+    timeout: float | None
+    messages: tuple[Message, ...]
+    progress: Progress | None = None
+    link: ActionLink | None = None
+    cancel_at: float | None = None
+    abandon: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def deadline(self) -> float | None:
+        return None if self.timeout is None else self.started + self.timeout
+
+
+class Slot:
+    """One slot: a thread of the worker around one runner."""
+
+    def __init__(self, index: int, runner: Runner, pool: SlotPool) -> None:
+        self.index = index
+        self.name = f"slot-{index}"
+        self.runner = runner
+        self.pool = pool
+        self.ready = False
+        self.run: Run | None = None
+        self.tasks_done = 0
+        self.restarts = 0
+        self._mail: queue.Queue[Task] = queue.Queue()
+        self.thread = threading.Thread(
+            target=self._loop, name=f"tasktable-{self.name}", daemon=True
+        )
+
+    # -- called by the supervisor ------------------------------------------------
+    def assign(self, task: Task) -> None:
+        timeout = task.timeout if task.timeout else None
+        with self.pool.lock:
+            self.run = Run(
+                task=task,
+                reporter=StorageReporter(self.pool.storage, task),
+                started=time.monotonic(),
+                timeout=timeout,
+                messages=task.messages,
+                progress=task.progress,
+                link=task.action_link,
+            )
+        self._mail.put(task)
+
+    @property
+    def idle(self) -> bool:
+        return self.ready and self.run is None
+
+    # -- the slot's thread -------------------------------------------------------
+    def _loop(self) -> None:
+        delay = 0.5
+        try:
+            while not self.pool.closing.is_set():
+                if not self.ready:
+                    try:
+                        self.runner.ensure_started()
+                    except RunnerDied as exc:
+                        log.error("%s: cannot start its process: %s", self.name, exc)
+                        self.pool.closing.wait(delay)
+                        delay = min(delay * 2, 30.0)
+                        continue
+                    delay = 0.5
+                    self.ready = True
+                    self.pool.wake()
+                try:
+                    task = self._mail.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                self._execute(task)
+        finally:
+            self.runner.close()
+
+    def _execute(self, task: Task) -> None:
+        run = self.run
+        assert run is not None and run.task.id == task.id
+        try:
+            outcome = self._start_and_watch(run)
+            if outcome is not None:
+                self.pool.completer.complete(task, outcome)
+        except Exception:  # a bug; the task stays with this worker until released at exit
+            log.exception("%s: failed while running task %s", self.name, task.id)
+        finally:
+            self.tasks_done += 1
+            with self.pool.lock:
+                self.run = None
+            self.pool.wake()
+
+    def _start_and_watch(self, run: Run) -> Outcome | None:
+        run.started = time.monotonic()
+        try:
+            self.runner.begin(run.task)
+        except RunnerDied as exc:
+            self._lost_runner()
+            log.warning(
+                "%s: its process was gone (%s) before task %s started; releasing it",
+                self.name,
+                exc,
+                run.task.id,
+            )
+            return self._release(
+                run,
+                "The worker's slot process was gone before this task started; it will run again.",
+            )
+        while True:
+            wait = self._wait_time(run)
+            try:
+                event = self.runner.next_event(wait)
+            except RunnerDied as exc:
+                self._lost_runner()
+                return self._after_death(run, str(exc))
+            if event is not None:
+                outcome = self._handle(run, event)
+                if outcome is not None:
+                    return outcome
+            stopped = self._check(run)
+            if stopped is not None:
+                return stopped if isinstance(stopped, Outcome) else None
+
+    def _wait_time(self, run: Run) -> float:
+        wait = TICK
+        now = time.monotonic()
+        for moment in (run.deadline, run.cancel_at):
+            if moment is not None:
+                wait = min(wait, max(0.0, moment - now))
+        return wait
+
+    def _lost_runner(self) -> None:
+        self.ready = False
+        self.restarts += 1
+
+    def _stop(self, patience: float) -> str:
+        how = self.runner.stop_task(patience)
+        if isinstance(self.runner, ProcessRunner):
+            self._lost_runner()
+        return how
+
+    # -- events --------------------------------------------------------------------
+    def _handle(self, run: Run, event: Event) -> Outcome | None:
+        if isinstance(event, LogLine):
+            logging.getLogger(event.name).log(event.level, "[%s] %s", self.name, event.text)
+        elif isinstance(event, Started):
+            if run.timeout is None and event.timeout:
+                run.timeout = float(event.timeout)
+        elif isinstance(event, Report):
+            run.messages, run.progress, run.link = event.messages, event.progress, event.link
+            self._write(
+                run,
+                "progress",
+                lambda: run.reporter.report(event.progress, event.messages, event.link),
+            )
+        elif isinstance(event, Attach):
+            self._write(
+                run,
+                f"file {event.filename!r}",
+                lambda: run.reporter.attach(event.filename, event.content_type, event.data),
+            )
+        elif isinstance(event, Done):
+            return self._finished(run, event)
+        return None
+
+    def _write(self, run: Run, what: str, write: Callable[[], bool]) -> None:
+        try:
+            ok = write()
+        except DatabaseError as exc:
+            self.pool.health_failed(exc)
+            log.warning("Task %s: %s not saved: %s", run.task.id, what, exc)
+            return
+        if not ok:
+            run.abandon = True
+
+    def _finished(self, run: Run, done: Done) -> Outcome:
+        outcome = done.outcome
+        if run.cancel_at is not None and (done.saw_cancel or outcome.status is TaskStatus.PENDING):
+            note = Message(text="Cancelled at request; the handler stopped.", level="warning")
+            return Outcome(
+                status=TaskStatus.CANCELLED,
+                messages=(*outcome.messages, note),
+                progress=outcome.progress,
+                action_link=outcome.action_link,
+            )
+        return outcome
+
+    # -- deadlines and stop requests -----------------------------------------------
+    def _check(self, run: Run) -> Outcome | Literal[True] | None:
+        """An outcome (or True for "stopped, write nothing") when the run must end now."""
+        now = time.monotonic()
+        if run.abandon or run.reporter.lost:
+            how = self._stop(SHUTDOWN_PATIENCE)
+            log.warning(
+                "Task %s: this worker lost its claim; its run was %s and nothing is written",
+                run.task.id,
+                how,
+            )
+            return True
+        if self.pool.release_now.is_set():
+            how = self._stop(SHUTDOWN_PATIENCE)
+            log.warning("Task %s: grace period over; run %s, releasing it", run.task.id, how)
+            return self._release(run, RELEASE_MESSAGE)
+        if run.deadline is not None and now >= run.deadline:
+            how = self._stop(KILL_PATIENCE)
+            seconds = f"{run.timeout:g}s"
+            log.error(
+                "Task %s (%s) timed out after %s; %s", run.task.id, run.task.name, seconds, how
+            )
+            note = Message(text=f"Timed out after {seconds}; the worker stopped it.", level="error")
+            return failed(
+                run.task,
+                (*run.messages, note),
+                f"timed out after {seconds}",
+                progress=run.progress,
+                action_link=run.link,
+            )
+        if run.cancel_at is not None and now >= run.cancel_at:
+            how = self._stop(KILL_PATIENCE)
+            log.warning("Task %s: cancelled at request; %s", run.task.id, how)
+            note = Message(
+                text="Cancelled at request; the worker stopped it after "
+                f"{self.pool.cancel_grace:g}s.",
+                level="warning",
+            )
+            return Outcome(
+                status=TaskStatus.CANCELLED,
+                messages=(*run.messages, note),
+                progress=run.progress,
+                action_link=run.link,
+            )
+        return None
+
+    def _after_death(self, run: Run, reason: str) -> Outcome:
+        if self.pool.releasing.is_set():
+            return self._release(run, RELEASE_MESSAGE)
+        text = f"The slot process running this task died ({reason})."
+        if run.cancel_at is not None:
+            note = Message(text=f"Cancelled at request. {text}", level="warning")
+            return Outcome(status=TaskStatus.CANCELLED, messages=(*run.messages, note))
+        log.error("Task %s (%s): %s", run.task.id, run.task.name, text)
+        return failed(
+            run.task,
+            (*run.messages, Message(text=text, level="error")),
+            text,
+            progress=run.progress,
+            action_link=run.link,
+        )
+
+    def _release(self, run: Run, text: str) -> Outcome:
+        return Outcome(
+            status=TaskStatus.PENDING,
+            messages=(*run.messages, Message(text=text, level="warning")),
+            progress=run.progress,
+            action_link=run.link,
+            charge_attempt=False,
+        )
+
+
+class SlotPool:
+    """The worker's slots; the supervisor assigns claimed tasks to idle ones."""
 
     def __init__(
         self,
@@ -33,82 +319,95 @@ class ThreadSlots:
         storage: Storage,
         settings: Settings,
         completer: Completer,
-        on_done: Callable[[Task], None],
+        *,
+        mode: Mode = "process",
+        on_free: Callable[[], None] = lambda: None,
+        verbose: bool = False,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
         self.size = size
+        self.mode = mode
         self.storage = storage
         self.settings = settings
         self.completer = completer
-        self.on_done = on_done
-        self._inbox: queue.Queue[object] = queue.Queue()
-        self._busy = 0
-        self._lock = threading.Lock()
-        self._running: dict[int, Task] = {}
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"tasktable-slot-{i + 1}", daemon=True)
-            for i in range(size)
-        ]
+        self.cancel_grace = settings.cancel_grace.total_seconds()
+        self._on_free = on_free
+        self.lock = threading.RLock()
+        self.closing = threading.Event()  # slot threads exit when idle
+        self.releasing = threading.Event()  # shutdown began: a dying run is released
+        self.release_now = threading.Event()  # grace over: stop runs and release them
+        self.slots = [Slot(i + 1, self._runner(i + 1, verbose), self) for i in range(size)]
+        self.health_failed: Callable[[Exception], None] = lambda exc: None
+
+    def _runner(self, index: int, verbose: bool) -> Runner:
+        name = f"tasktable-slot-{index}"
+        if self.mode == "thread":
+            return ThreadRunner(name, self.settings)
+        return ProcessRunner(name, self.settings, verbose=verbose)
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        for slot in self.slots:
+            slot.thread.start()
 
-    @property
-    def free(self) -> int:
-        with self._lock:
-            return self.size - self._busy
+    def wake(self) -> None:
+        self._on_free()
+
+    def idle(self) -> list[Slot]:
+        with self.lock:
+            return [s for s in self.slots if s.idle] if not self.releasing.is_set() else []
 
     @property
     def busy(self) -> int:
-        with self._lock:
-            return self._busy
+        with self.lock:
+            return sum(1 for s in self.slots if s.run is not None)
+
+    @property
+    def ready(self) -> int:
+        with self.lock:
+            return sum(1 for s in self.slots if s.ready)
+
+    def runs(self) -> list[Run]:
+        with self.lock:
+            return [s.run for s in self.slots if s.run is not None]
 
     def running(self) -> list[Task]:
-        with self._lock:
-            return list(self._running.values())
+        return [r.task for r in self.runs()]
 
-    def submit(self, task: Task) -> None:
-        with self._lock:
-            self._busy += 1
-            self._running[task.id] = task
-        self._inbox.put(task)
+    def cancel(self, task_ids: Iterable[int]) -> list[int]:
+        """Tell the handlers of these tasks that a cancel was requested; start the grace."""
+        wanted = set(task_ids)
+        noticed = []
+        with self.lock:
+            for slot in self.slots:
+                run = slot.run
+                if run is not None and run.task.id in wanted and run.cancel_at is None:
+                    run.cancel_at = time.monotonic() + self.cancel_grace
+                    slot.runner.request_cancel(run.task.id)
+                    noticed.append(run.task.id)
+        return noticed
 
-    def stop(self) -> None:
-        for _ in self._threads:
-            self._inbox.put(_STOP)
+    def abandon(self, claim_tokens: Iterable[str]) -> None:
+        """Stop runs whose claim is gone, writing nothing for them."""
+        lost = set(claim_tokens)
+        with self.lock:
+            for run in self.runs():
+                if run.task.claim_token in lost:
+                    run.abandon = True
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the slot threads; True when all have ended."""
-        for thread in self._threads:
-            thread.join(timeout)
-        return not any(t.is_alive() for t in self._threads)
+    def stop_runs(self) -> None:
+        """The grace is over: stop every run and release its task."""
+        self.releasing.set()
+        self.release_now.set()
 
-    def _loop(self) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            while True:
-                item = self._inbox.get()
-                if item is _STOP:
-                    return
-                assert isinstance(item, Task)
-                self._run(item, loop)
-        finally:
-            loop.close()
+    def close(self, timeout: float) -> list[Task]:
+        """Stop the slot threads; returns the tasks of runs that did not end in time."""
+        self.releasing.set()
+        self.closing.set()
+        deadline = time.monotonic() + timeout
+        for slot in self.slots:
+            slot.thread.join(max(0.0, deadline - time.monotonic()))
+        return self.running()
 
-    def _run(self, task: Task, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            outcome, _ = execute(
-                task,
-                StorageReporter(self.storage, task),
-                allowlist=self.settings.handlers,
-                max_file_bytes=self.settings.max_file_bytes,
-                loop=loop,
-            )
-            self.completer.complete(task, outcome)
-        except Exception:  # the executor never raises; this is a bug or a lost database
-            log.exception("Slot failed while finishing task %s", task.id)
-        finally:
-            with self._lock:
-                self._busy -= 1
-                self._running.pop(task.id, None)
-            self.on_done(task)
+    def restarts(self) -> int:
+        return sum(s.restarts for s in self.slots)

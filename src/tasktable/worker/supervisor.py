@@ -1,13 +1,21 @@
-"""The worker process: claims tasks into free slots, and shuts down cleanly.
+"""The worker process: claims tasks into idle slots, keeps its lease, shuts down cleanly.
 
-One ``Worker.run()`` registers a fresh random worker id, starts the slots, the
-heartbeat and the maintenance loops (rescuer, cleaner), then loops: claim as
-many due tasks as there are free slots in one statement, hand them to slots,
-and wait until a slot frees up or the poll interval passes.
+``Worker.run()`` registers a fresh random worker id, starts the slots (each a
+long-lived child process by default) and the background loops (heartbeat and
+rescuer, cancel watch, cleaner), then loops: claim as many due tasks as there
+are idle slots in one statement, hand one to each, and wait until a slot
+frees up or the poll interval passes.
 
-SIGTERM/SIGINT stop claiming at once; running tasks get ``grace`` seconds to
-finish, then are released back to ``pending`` (their attempt not charged).
-A second signal releases them at once. Nothing is left ``running``.
+- SIGTERM/SIGINT: stop claiming at once; running tasks get ``grace`` seconds
+  to finish, then are stopped and released to ``pending`` (their attempt not
+  charged). A second signal does that at once. Exit code 0; nothing is left
+  ``running``.
+- Declared dead (paused past ``dead_after``, e.g. SIGSTOP then SIGCONT): the
+  heartbeat finds its row gone; the worker drops its runs without writing
+  and carries on under a new id. A claim also requires a fresh heartbeat, so
+  it never claims under the old id.
+- Database outage: every loop retries with capped back-off; after
+  ``max_db_outage`` the worker exits with code 3 so a supervisor restarts it.
 """
 
 from __future__ import annotations
@@ -23,19 +31,23 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from ..core.status import TaskStatus
 from ..core.task import Message, Task
 from ..errors import DatabaseError
-from ..storage.base import WorkerInfo
+from ..storage.base import Outcome, WorkerInfo
 from .completer import Completer
-from .maintenance import Cleaner, Every, Heartbeat, Rescuer
-from .slots import ThreadSlots
+from .health import DbHealth
+from .maintenance import CANCEL_POLL, CancelWatch, Cleaner, Every, Heartbeat, Rescuer
+from .slots import RELEASE_MESSAGE, Mode, SlotPool
 
 if TYPE_CHECKING:
     from ..app import TaskTable
 
 log = logging.getLogger("tasktable.worker")
 
-RELEASE_MESSAGE = "The worker shut down before this task finished; it will run again."
+EXIT_OK = 0
+EXIT_DB_OUTAGE = 3
+CLOSE_TIMEOUT = 15.0  # seconds to wait for slots to release their runs at exit
 
 
 def new_worker_id() -> str:
@@ -52,7 +64,9 @@ class Worker:
         burst: bool = False,
         max_seconds: float | None = None,
         grace: float = 25.0,
-        max_db_outage: float = 300.0,
+        max_db_outage: float | None = None,
+        mode: Mode = "process",
+        verbose: bool = False,
     ) -> None:
         if slots < 1:
             raise ValueError("A worker needs at least one slot.")
@@ -64,7 +78,13 @@ class Worker:
         self.burst = burst
         self.max_seconds = max_seconds
         self.grace = grace
-        self.max_db_outage = max_db_outage
+        self.max_db_outage = (
+            max_db_outage
+            if max_db_outage is not None
+            else self.settings.max_db_outage.total_seconds()
+        )
+        self.mode = mode
+        self.dead_after = self.settings.dead_after.total_seconds()
         self.id = new_worker_id()
         self.wake = threading.Event()
         self.stop_event = threading.Event()  # stops the background loops
@@ -72,10 +92,25 @@ class Worker:
         self.signals = 0
         self.release_deadline: float | None = None  # set by a stop request
         self.claimed = 0
-        self.completer = Completer(self.storage)
-        self.slots = ThreadSlots(
-            slots, self.storage, self.settings, self.completer, lambda _t: self.wake.set()
+        self.ids_used = [self.id]
+        self.health = DbHealth()
+        self._id_lock = threading.RLock()
+        self.completer = Completer(self.storage, health=self.health, max_outage=self.max_db_outage)
+        self.pool = SlotPool(
+            slots,
+            self.storage,
+            self.settings,
+            self.completer,
+            mode=mode,
+            on_free=self.wake.set,
+            verbose=verbose,
         )
+        self.pool.health_failed = lambda exc: self.health.failed(exc, "Saving progress")
+        self.heartbeat = Heartbeat(
+            self.storage, lambda: self.id, self._held_ids, health=self.health
+        )
+        self.rescuer = Rescuer(self.storage, self.dead_after, health=self.health)
+        self.loops: list[Every] = []
 
     # -- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -87,10 +122,14 @@ class Worker:
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.signals += 1
+        if self.signals > 1:
+            self.release_deadline = time.monotonic()
         log.warning(
             "Received %s: %s",
             signal.Signals(signum).name,
-            "stopping claims, finishing running tasks" if self.signals == 1 else "exiting now",
+            f"stopping claims; running tasks have {self.grace:g}s to finish"
+            if self.signals == 1
+            else "releasing running tasks now",
         )
         self.request_stop()
 
@@ -112,109 +151,184 @@ class Worker:
         """Run until stopped (or, in burst mode, until nothing is due). Returns the exit code."""
         self._install_signals()
         self.storage.register_worker(self._info())
+        self.heartbeat.last_ok = time.monotonic()
         log.info(
-            "Worker %s started: %d slot(s), queues %s",
+            "Worker %s started (pid %d): %d %s slot(s), queues %s",
             self.id,
+            os.getpid(),
             self.size,
+            self.mode,
             ",".join(self.queues) or "all",
         )
-        self.slots.start()
+        self.pool.start()
         self._start_background()
-        code = 0
+        code = EXIT_OK
         try:
             code = self._claim_loop()
         finally:
-            self._shutdown()
+            self._shutdown(code)
         return code
 
     def _start_background(self) -> None:
         hb = self.settings.heartbeat_interval.total_seconds()
-        dead = self.settings.dead_after.total_seconds()
-        heartbeat = Heartbeat(self.storage, lambda: self.id)
-        rescuer = Rescuer(self.storage, dead)
         cleaner = Cleaner(self.storage, self.settings.retention.total_seconds())
-        Every("tasktable-heartbeat", hb, lambda: self._beat(heartbeat), self.stop_event).start()
-        Every(
-            "tasktable-rescuer", max(hb, dead / 2), rescuer.run_once, self.stop_event, first=0.0
-        ).start()
-        Every(
-            "tasktable-cleaner",
-            self.settings.clean_interval.total_seconds(),
-            lambda: cleaner.run_once(self.stop_event),
-            self.stop_event,
-            first=5.0,
-        ).start()
+        watch = CancelWatch(self.storage, self._held_ids, self.pool.cancel)
+        self.loops = [
+            Every("tasktable-heartbeat", hb, self._pulse, self.stop_event, health=self.health),
+            Every(
+                "tasktable-cancel-watch",
+                CANCEL_POLL,
+                watch.run_once,
+                self.stop_event,
+                health=self.health,
+            ),
+            Every(
+                "tasktable-cleaner",
+                self.settings.clean_interval.total_seconds(),
+                lambda: cleaner.run_once(self.stop_event),
+                self.stop_event,
+                first=5.0,
+                health=self.health,
+            ),
+        ]
+        for loop in self.loops:
+            loop.start()
 
-    def _beat(self, heartbeat: Heartbeat) -> None:
-        if heartbeat.run_once():
-            return
-        # Declared dead (e.g. paused past dead_after): its tasks were rescued, its
-        # late writes are fenced out. Never claim under that id again.
+    def _held_ids(self) -> list[int]:
+        return [task.id for task in self.pool.running()]
+
+    # -- heartbeat and rescue ------------------------------------------------------
+    def _pulse(self) -> None:
+        """One heartbeat; every few beats (and only after a good one) a rescue pass."""
+        self._beat()
+        hb = self.settings.heartbeat_interval.total_seconds()
+        every = max(1, round(self.dead_after / 6 / hb)) if hb > 0 else 1
+        if self.heartbeat.beats % every == 0:
+            self.rescuer.run_once()
+
+    def _beat(self) -> None:
+        with self._id_lock:
+            if self.heartbeat.run_once():
+                return
+            self._declared_dead()
+
+    def _declared_dead(self) -> None:
+        # Declared dead (e.g. paused past dead_after): its runs were rescued and its
+        # late writes are fenced out. Stop those runs, and never claim under that id.
         old = self.id
         self.id = new_worker_id()
-        log.error("Worker %s was declared dead; continuing as %s", old, self.id)
+        self.ids_used.append(self.id)
+        log.error(
+            "Worker %s was declared dead (no heartbeat for %.0fs); its tasks were given to "
+            "other workers. Continuing as %s",
+            old,
+            self.dead_after,
+            self.id,
+        )
+        lost: list[str] = []
+        for task in self.pool.running():
+            try:
+                current = self.storage.get(task.id)
+            except Exception:
+                current = None
+            if current is None or current.claim_token != task.claim_token:
+                lost.append(task.claim_token or "")
+        self.pool.abandon(lost)
         self.storage.register_worker(self._info())
+        self.heartbeat.last_ok = time.monotonic()
 
+    # -- the claim loop ------------------------------------------------------------
     def _claim_loop(self) -> int:
         started = time.monotonic()
         poll = self.settings.poll_interval.total_seconds()
-        outage_since: float | None = None
+        backoff = 0.5
         while not self.stopping:
             if self.max_seconds is not None and time.monotonic() - started >= self.max_seconds:
                 log.info("Worker %s: --max-seconds reached; finishing running tasks", self.id)
                 break
-            free = self.slots.free
-            claimed: list[Task] = []
-            if free:
+            if self.health.outage() > self.max_db_outage:
+                log.error(
+                    "Worker %s: the database has been unreachable for %.0fs "
+                    "(TASKTABLE_MAX_DB_OUTAGE); exiting so that a supervisor restarts it",
+                    self.id,
+                    self.health.outage(),
+                )
+                return EXIT_DB_OUTAGE
+            idle = self.pool.idle()
+            if idle:
                 try:
-                    claimed = self.storage.claim(self.id, self.queues, free)
-                    outage_since = None
+                    claimed = self._claim(len(idle))
                 except DatabaseError as exc:
-                    now = time.monotonic()
-                    outage_since = outage_since or now
-                    if now - outage_since > self.max_db_outage:
-                        log.error(
-                            "Worker %s: database unreachable for %.0fs; exiting: %s",
-                            self.id,
-                            now - outage_since,
-                            exc,
-                        )
-                        return 3
-                    log.warning("Worker %s: cannot claim: %s", self.id, exc)
-                    self.wake.wait(min(5.0, poll * 2))
+                    self.health.failed(exc, f"Worker {self.id}: claiming")
+                    self.wake.wait(backoff)
                     self.wake.clear()
+                    backoff = min(backoff * 2, 5.0)
                     continue
-                for task in claimed:
-                    self.slots.submit(task)
+                backoff = 0.5
+                if self.stopping and claimed:
+                    self._release_unstarted(claimed)
+                    break
+                for slot, task in zip(idle, claimed, strict=False):
+                    slot.assign(task)
                 self.claimed += len(claimed)
-                if len(claimed) == free:
+                if len(claimed) == len(idle):
                     continue  # there may be more due: fill the slots again
-            if self.burst and not claimed and self.slots.busy == 0:
-                log.info("Worker %s: nothing due; burst run done", self.id)
-                break
+                if self.burst and not claimed and self.pool.busy == 0:
+                    log.info("Worker %s: nothing due; burst run done", self.id)
+                    break
             self.wake.wait(poll)
             self.wake.clear()
-        return 0
+        return EXIT_OK
 
-    def _shutdown(self) -> None:
-        # Burst and --max-seconds runs wait for running tasks; a stop request
-        # (signal) waits at most the grace period, a second signal not at all.
+    def _claim(self, limit: int) -> list[Task]:
+        with self._id_lock:
+            if self.heartbeat.age() > self.dead_after / 2:
+                # Paused, or the heartbeat thread is stuck: prove we are alive first.
+                self._beat()
+            claimed = self.storage.claim(
+                self.id, self.queues, limit, alive_within=self.dead_after / 2
+            )
+        self.health.ok()
+        return claimed
+
+    def _release_unstarted(self, tasks: Sequence[Task]) -> None:
+        for task in tasks:
+            outcome = Outcome(
+                status=TaskStatus.PENDING,
+                messages=task.messages,
+                progress=task.progress,
+                action_link=task.action_link,
+                charge_attempt=False,
+            )
+            self.completer.complete(task, outcome)
+
+    # -- shutdown ------------------------------------------------------------------
+    def _shutdown(self, code: int) -> None:
         self.stopping = True
-        while self.slots.busy and self.signals < 2:
+        if code == EXIT_DB_OUTAGE:
+            self.completer.stop.set()  # nothing can be written; the rescuers will see to it
+            self.release_deadline = time.monotonic()
+        # Burst and --max-seconds runs wait for running tasks; a stop request (signal)
+        # waits at most the grace period, a second signal not at all.
+        while self.pool.busy:
             if self.release_deadline is not None and time.monotonic() >= self.release_deadline:
                 break
             self.wake.wait(0.05)
             self.wake.clear()
-        left = self.slots.running()
-        for task in left:
-            if self.storage.release(task, Message(text=RELEASE_MESSAGE, level="warning")):
-                log.warning("Task %s (%s) released to pending at shutdown", task.id, task.name)
-        self.slots.stop()
-        if not left:
-            self.slots.join(timeout=5)
+        self.pool.stop_runs()
+        left = self.pool.close(CLOSE_TIMEOUT)
+        for task in left:  # a slot that did not get to release its run in time
+            self._release_left(task)
         self.stop_event.set()
         try:
             self.storage.deregister_worker(self.id)
         except DatabaseError as exc:
             log.warning("Worker %s: could not deregister: %s", self.id, exc)
         log.info("Worker %s stopped", self.id)
+
+    def _release_left(self, task: Task) -> None:
+        try:
+            if self.storage.release(task, Message(text=RELEASE_MESSAGE, level="warning")):
+                log.warning("Task %s (%s) released to pending at shutdown", task.id, task.name)
+        except DatabaseError as exc:
+            log.error("Task %s: could not release it at shutdown: %s", task.id, exc)

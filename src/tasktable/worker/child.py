@@ -1,0 +1,201 @@
+"""The slot process: a long-lived child that runs one task at a time.
+
+It receives a task (as its row's JSON) over a pipe, runs it through the
+executor, and sends back events: the handler's timeout, live progress,
+files, log lines and the outcome. It never touches the task table: every
+database write is the parent's, fenced by the claim.
+
+Signals: SIGINT is ignored (Ctrl-C reaches the whole process group; the
+parent decides). SIGTERM is ignored too unless the parent set the
+``terminate`` flag first: then it raises :class:`SystemExit` inside the
+handler so that ``finally`` blocks run, and the parent sends SIGKILL if that
+does not end it. The child dies with its parent (``PR_SET_PDEATHSIG`` on
+Linux, and a watchdog on the parent's pid everywhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..core.handlers import Allowlist
+from ..core.task import ActionLink, Message, Progress
+from .executor import execute
+from .protocol import (
+    Attach,
+    Done,
+    Event,
+    LogLine,
+    Report,
+    Started,
+    decode_command,
+    encode_event,
+    task_from_json,
+)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class Channel:
+    """The child's end of the pipe; sends are serialized (handlers may log from threads)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+
+    def send(self, event: Event) -> None:
+        raw = encode_event(event)
+        with self.lock:
+            self.conn.send_bytes(raw)
+
+
+class ChannelReporter:
+    """The handler's reporter inside a slot process: events to the parent.
+
+    ``cancel_flag`` is shared memory the parent sets to the id of the task it
+    wants cancelled, so reading it costs nothing.
+    """
+
+    def __init__(self, channel: Channel, task_id: int, cancel_flag: Any) -> None:
+        self.channel = channel
+        self.task_id = task_id
+        self.cancel_flag = cancel_flag
+        self.saw_cancel = False
+
+    def report(
+        self, progress: Progress | None, messages: tuple[Message, ...], link: ActionLink | None
+    ) -> bool:
+        self.channel.send(
+            Report(task_id=self.task_id, progress=progress, messages=messages, link=link)
+        )
+        return True
+
+    def attach(self, filename: str, content_type: str, data: bytes) -> bool:
+        self.channel.send(
+            Attach(task_id=self.task_id, filename=filename, content_type=content_type, data=data)
+        )
+        return True
+
+    def cancel_requested(self) -> bool:
+        if int(self.cancel_flag.value) == self.task_id:
+            self.saw_cancel = True
+        return self.saw_cancel
+
+
+class ForwardLogs(logging.Handler):
+    """Sends the child's log records to the parent, which writes them to the worker's log."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(logging.DEBUG)
+        self.channel = channel
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            self.channel.send(LogLine(level=record.levelno, name=record.name, text=text))
+        except Exception:  # a broken pipe means the parent is gone: nothing to log to
+            self.handleError(record)
+
+
+def _install_signals(terminate_flag: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def on_term(_signum: int, _frame: object) -> None:
+        if terminate_flag.value:
+            raise SystemExit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="tasktable-parent-watch", daemon=True).start()
+
+
+def _limit_memory(max_bytes: int | None) -> None:
+    if not max_bytes:
+        return
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+
+
+def _setup_logging(channel: Channel, verbose: bool) -> None:
+    logger = logging.getLogger("tasktable")
+    for existing in list(logger.handlers):
+        logger.removeHandler(existing)
+    logger.addHandler(ForwardLogs(channel))
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def child_main(
+    conn: Connection,
+    config: dict[str, Any],
+    cancel_flag: Any,
+    terminate_flag: Any,
+) -> None:
+    """The slot process's entry point (spawned by :class:`~.runners.ProcessRunner`)."""
+    _install_signals(terminate_flag)
+    _die_with_parent(int(config["parent_pid"]))
+    _limit_memory(config.get("max_memory"))
+    channel = Channel(conn)
+    _setup_logging(channel, bool(config.get("verbose")))
+    allowlist = Allowlist(tuple(config["handlers"]) if config["handlers"] is not None else None)
+    max_file_bytes = int(config["max_file_bytes"])
+    loop = asyncio.new_event_loop()
+    conn.send_bytes(b'{"op":"ready"}')
+    try:
+        while True:
+            try:
+                command = decode_command(conn.recv_bytes())
+            except (EOFError, OSError):
+                return
+            if command["op"] != "run":
+                return
+            _run_one(channel, command["task"], cancel_flag, allowlist, max_file_bytes, loop)
+    finally:
+        loop.close()
+
+
+def _run_one(
+    channel: Channel,
+    data: dict[str, Any],
+    cancel_flag: Any,
+    allowlist: Allowlist,
+    max_file_bytes: int,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    task = task_from_json(data)
+    reporter = ChannelReporter(channel, task.id, cancel_flag)
+    outcome, _ = execute(
+        task,
+        reporter,
+        allowlist=allowlist,
+        max_file_bytes=max_file_bytes,
+        loop=loop,
+        on_start=lambda timeout: channel.send(Started(task_id=task.id, timeout=timeout)),
+    )
+    channel.send(Done(task_id=task.id, outcome=outcome, saw_cancel=reporter.saw_cancel))
