@@ -1,0 +1,167 @@
+"""The claim: due pending tasks, priority then id, each to exactly one claimer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from tasktable import TaskTable
+from tasktable.core.status import TaskStatus
+from tasktable.settings import Settings
+
+from .helpers import ECHO, claim_all, register, shift
+
+
+def test_claim_order_is_priority_then_id(table: TaskTable) -> None:
+    priorities = [0, 5, 5, -1, 10, 0, -100, 100]
+    ids = [table.enqueue(ECHO, priority=p).id for p in priorities]
+    claimed = claim_all(table, register(table))
+    expected = [
+        i for _, i in sorted(zip(priorities, ids, strict=True), key=lambda x: (-x[0], x[1]))
+    ]
+    assert [t.id for t in claimed] == expected
+
+
+def test_claim_takes_the_best_first_across_calls(table: TaskTable) -> None:
+    low = table.enqueue(ECHO, priority=0).id
+    high = [table.enqueue(ECHO, priority=9).id for _ in range(3)]
+    worker = register(table)
+    assert [t.id for t in table.storage.claim(worker, (), 2)] == high[:2]
+    assert [t.id for t in table.storage.claim(worker, (), 2)] == [high[2], low]
+    assert table.storage.claim(worker, (), 2) == []
+
+
+def test_claim_stamps_the_task(table: TaskTable) -> None:
+    task = table.enqueue(ECHO, {"x": 1}, max_attempts=3)
+    worker = register(table)
+    [claimed] = table.storage.claim(worker, (), 5)
+    assert claimed.status is TaskStatus.RUNNING
+    assert claimed.attempts == 1
+    assert claimed.worker == worker
+    assert claimed.executed_at is not None and claimed.executed_at >= task.created_at
+    assert claimed.heartbeat_at is not None
+    assert claimed.claim_token and len(claimed.claim_token) == 32
+    assert claimed.args == {"x": 1} and claimed.max_attempts == 3
+    stored = table.get(task.id)
+    assert stored.status is TaskStatus.RUNNING
+    assert (stored.attempts, stored.worker, stored.executed_at) == (1, worker, claimed.executed_at)
+
+
+def test_each_claim_gets_a_fresh_token(table: TaskTable) -> None:
+    table.enqueue(ECHO)
+    table.enqueue(ECHO)
+    worker = register(table)
+    first = table.storage.claim(worker, (), 1)[0].claim_token
+    second = table.storage.claim(worker, (), 1)[0].claim_token
+    assert first != second
+
+
+def test_a_task_due_later_is_not_claimed(table: TaskTable) -> None:
+    later = table.enqueue(ECHO, delay="1h")
+    worker = register(table)
+    assert table.storage.claim(worker, (), 10) == []
+    shift(table, later.id, run_at=1)
+    assert [t.id for t in table.storage.claim(worker, (), 10)] == [later.id]
+
+
+def test_a_task_due_later_waits_even_with_a_higher_priority(table: TaskTable) -> None:
+    table.enqueue(ECHO, priority=100, delay="10m")
+    now = table.enqueue(ECHO, priority=-100).id
+    assert [t.id for t in claim_all(table, register(table))] == [now]
+
+
+def test_queues_filter(table: TaskTable) -> None:
+    emails = table.enqueue(ECHO, queue="emails").id
+    reports = table.enqueue(ECHO, queue="reports").id
+    default = table.enqueue(ECHO).id
+    worker = register(table)
+    assert table.storage.claim(worker, ("nothing-here",), 10) == []
+    assert [t.id for t in table.storage.claim(worker, ("emails",), 10)] == [emails]
+    assert [t.id for t in table.storage.claim(worker, ("reports", "default"), 10)] == [
+        reports,
+        default,
+    ]
+
+
+def test_an_empty_queue_list_means_every_queue(table: TaskTable) -> None:
+    ids = [table.enqueue(ECHO, queue=q).id for q in ("a", "b", "default")]
+    assert [t.id for t in claim_all(table, register(table))] == ids
+
+
+@pytest.mark.parametrize("status", ["success", "error", "cancelled", "running"])
+def test_only_pending_tasks_are_claimed(table: TaskTable, status: str) -> None:
+    from .helpers import make_status
+
+    make_status(table, TaskStatus(status))
+    assert claim_all(table, register(table)) == []
+
+
+def test_claim_limit(table: TaskTable) -> None:
+    table.enqueue_many([{"handler": ECHO}] * 7)
+    worker = register(table)
+    assert len(table.storage.claim(worker, (), 5)) == 5
+    assert len(table.storage.claim(worker, (), 5)) == 2
+
+
+TASKS = 500
+THREADS = 6
+
+
+def test_every_task_is_claimed_exactly_once_by_concurrent_claimers(
+    db_url: str, settings: Settings
+) -> None:
+    with TaskTable(db_url, settings=settings) as setup:
+        setup.migrate()
+        setup.enqueue_many(
+            [{"handler": ECHO, "args": {"n": n}, "priority": n % 4} for n in range(TASKS)]
+        )
+    barrier = threading.Barrier(THREADS)
+    claimed: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def claimer(index: int) -> None:
+        mine: list[int] = []
+        claimed[index] = mine
+        try:
+            with TaskTable(db_url, settings=settings) as table:
+                worker = register(table, f"claimer-{index}")
+                barrier.wait(timeout=60)
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    batch = table.storage.claim(worker, (), 3 + index)
+                    mine.extend(t.id for t in batch)
+                    if not batch and table.count(status="pending") == 0:
+                        return
+                raise AssertionError("claimers did not drain the table in time")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert not errors, errors
+    counts = Counter(i for ids in claimed.values() for i in ids)
+    assert len(counts) == TASKS
+    assert set(counts.values()) == {1}, [i for i, c in counts.items() if c > 1]
+    assert sum(1 for ids in claimed.values() if ids) > 1, "one claimer took everything"
+    with TaskTable(db_url, settings=settings) as check:
+        assert check.count(status="running") == TASKS
+        owners = {t.id: t.worker for t in check.list(limit=1000).tasks}
+        for index, ids in claimed.items():
+            assert all(owners[i] == f"claimer-{index}" for i in ids)
+        assert all(t.attempts == 1 for t in check.list(limit=1000).tasks)
+
+
+def test_claim_uses_the_database_clock(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    claimed = claim_all(table, register(table))[0]
+    server_now = table.storage.server_now()
+    assert claimed.id == task.id
+    assert claimed.executed_at is not None
+    assert timedelta(0) <= server_now - claimed.executed_at < timedelta(minutes=1)

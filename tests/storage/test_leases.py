@@ -1,0 +1,322 @@
+"""Worker-side writes are fenced by the claim token; heartbeats, rescue and release."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from tasktable import TaskTable
+from tasktable.core.status import TaskStatus
+from tasktable.core.task import ActionLink, Message, Progress, Task
+from tasktable.errors import InvalidTransition
+from tasktable.settings import Settings
+from tasktable.storage.base import Outcome
+
+from .helpers import ECHO, claim_one, column, file_rows, register, shift, shift_worker, snapshot
+
+DEAD_AFTER = 30.0
+SUCCESS = Outcome(status=TaskStatus.SUCCESS, messages=(Message(text="done"),))
+
+
+def wrong_token(task: Task) -> Task:
+    return task.replace(claim_token="0" * 32)
+
+
+def try_every_write(table: TaskTable, task: Task) -> list[bool]:
+    storage = table.storage
+    return [
+        storage.report(task, Progress(done=1, total=2), [Message(text="x")], None),
+        storage.attach_file(task, "f.txt", "text/plain", b"data"),
+        storage.release(task, Message(text="bye")),
+        storage.finish(task, SUCCESS),
+    ]
+
+
+# -- fencing --------------------------------------------------------------------------
+
+
+def test_writes_with_a_wrong_token_change_nothing(table: TaskTable) -> None:
+    table.enqueue(ECHO)
+    claimed = claim_one(table, register(table))
+    before = snapshot(table)
+    assert try_every_write(table, wrong_token(claimed)) == [False] * 4
+    assert snapshot(table) == before
+
+
+def test_writes_without_a_claim_are_refused(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    with pytest.raises(InvalidTransition, match="not claimed"):
+        table.storage.finish(task, SUCCESS)
+
+
+def test_writes_with_a_stale_token_change_nothing(table: TaskTable) -> None:
+    table.enqueue(ECHO)
+    worker = register(table)
+    first = claim_one(table, worker)
+    assert table.storage.release(first, Message(text="shutting down"))
+    second = claim_one(table, worker)
+    assert second.id == first.id and second.claim_token != first.claim_token
+    before = snapshot(table)
+    assert try_every_write(table, first) == [False] * 4
+    assert snapshot(table) == before
+    assert table.storage.finish(second, SUCCESS)
+
+
+def test_writes_after_the_task_finished_change_nothing(table: TaskTable) -> None:
+    table.enqueue(ECHO)
+    claimed = claim_one(table, register(table))
+    assert table.storage.finish(claimed, SUCCESS)
+    before = snapshot(table)
+    assert try_every_write(table, claimed) == [False] * 4
+    assert snapshot(table) == before
+
+
+def test_finish_after_rescue_is_refused(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    worker = register(table)
+    claimed = claim_one(table, worker)
+    shift_worker(table, worker, 2 * DEAD_AFTER)
+    shift(table, task.id, heartbeat_at=2 * DEAD_AFTER)
+    assert table.storage.rescue(DEAD_AFTER, max_lost=3) == [task.id]
+    before = snapshot(table)
+    assert not table.storage.finish(claimed, SUCCESS)
+    assert snapshot(table) == before
+    assert table.get(task.id).status is TaskStatus.PENDING
+
+
+def test_report_saves_live_progress_messages_and_link(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    claimed = claim_one(table, register(table))
+    link = ActionLink(text="Download CSV", route_path="reports/dl", route_params={"f": "a.csv"})
+    messages = [Message(text="step 1"), Message(text="careful", level="warning")]
+    assert table.storage.report(claimed, Progress(done=3, total=10), messages, link)
+    live = table.get(task.id)
+    assert live.progress == Progress(done=3, total=10)
+    assert [(m.text, m.level) for m in live.messages] == [
+        ("step 1", "info"),
+        ("careful", "warning"),
+    ]
+    assert live.action_link == link
+    assert live.status is TaskStatus.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(TaskStatus.SUCCESS, None), (TaskStatus.ERROR, "Traceback...")]
+)
+def test_finish_saves_the_outcome(table: TaskTable, status: TaskStatus, error: str | None) -> None:
+    task = table.enqueue(ECHO, unique_key="k")
+    claimed = claim_one(table, register(table))
+    outcome = Outcome(
+        status=status,
+        messages=(Message(text="Order statuses updated for complete orders.", level="success"),),
+        error=error,
+        progress=Progress(done=2, total=2),
+        action_link=ActionLink(text="Open", route_path="x"),
+    )
+    assert table.storage.finish(claimed, outcome)
+    done = table.get(task.id)
+    assert done.status is status
+    assert done.error == error
+    assert [m.text for m in done.messages] == ["Order statuses updated for complete orders."]
+    assert done.progress == Progress(done=2, total=2)
+    assert done.action_link == ActionLink(text="Open", route_path="x")
+    assert done.finished_at is not None and done.executed_at is not None
+    assert done.finished_at >= done.executed_at
+    assert done.claim_token is None
+    assert column(table, task.id, "active_key") is None
+    assert table.enqueue(ECHO, unique_key="k").id != task.id
+
+
+def test_finish_as_a_retry_returns_to_pending_at_the_given_time(table: TaskTable) -> None:
+    task = table.enqueue(ECHO, max_attempts=3, unique_key="k")
+    worker = register(table)
+    claimed = claim_one(table, worker)
+    later = table.storage.server_now() + timedelta(minutes=5)
+    outcome = Outcome(
+        status=TaskStatus.PENDING, messages=(Message(text="retrying"),), error="boom", run_at=later
+    )
+    assert table.storage.finish(claimed, outcome)
+    waiting = table.get(task.id)
+    assert waiting.status is TaskStatus.PENDING
+    assert waiting.run_at == later
+    assert waiting.attempts == 1  # this attempt is charged
+    assert waiting.error == "boom"
+    assert waiting.worker is None and waiting.claim_token is None and waiting.finished_at is None
+    assert table.storage.claim(worker, (), 5) == []
+    assert table.enqueue(ECHO, unique_key="k").id == task.id  # still live
+    shift(table, task.id, run_at=1)
+    assert claim_one(table, worker).attempts == 2
+
+
+# -- release --------------------------------------------------------------------------
+
+
+def test_release_does_not_charge_the_attempt(table: TaskTable) -> None:
+    task = table.enqueue(ECHO, unique_key="k")
+    worker = register(table)
+    claimed = claim_one(table, worker)
+    assert claimed.attempts == 1
+    assert table.storage.report(claimed, Progress(done=1), [Message(text="half way")], None)
+    live = claimed.replace(messages=table.get(task.id).messages)
+    assert table.storage.release(live, Message(text="worker shutting down", level="warning"))
+    released = table.get(task.id)
+    assert released.status is TaskStatus.PENDING
+    assert released.attempts == 0
+    assert [m.text for m in released.messages] == ["half way", "worker shutting down"]
+    assert released.worker is None and released.claim_token is None
+    assert released.heartbeat_at is None and released.finished_at is None
+    assert released.run_at <= table.storage.server_now()
+    assert table.enqueue(ECHO, unique_key="k").id == task.id  # still live
+    again = claim_one(table, worker)
+    assert (again.id, again.attempts) == (task.id, 1)
+
+
+# -- heartbeat ------------------------------------------------------------------------
+
+
+def test_heartbeat_stamps_the_worker_and_its_running_tasks(table: TaskTable) -> None:
+    mine = table.enqueue(ECHO).id
+    theirs = table.enqueue(ECHO).id
+    me, other = register(table), register(table)
+    assert claim_one(table, me).id == mine
+    assert claim_one(table, other).id == theirs
+    shift(table, [mine, theirs], heartbeat_at=120)
+    assert table.storage.heartbeat(me)
+    now = table.storage.server_now()
+    mine_beat = table.get(mine).heartbeat_at
+    theirs_beat = table.get(theirs).heartbeat_at
+    assert mine_beat is not None and theirs_beat is not None
+    assert now - mine_beat < timedelta(seconds=10)
+    assert now - theirs_beat > timedelta(seconds=100)
+
+
+def test_heartbeat_is_false_once_the_worker_row_is_gone(table: TaskTable) -> None:
+    worker = register(table)
+    assert table.storage.heartbeat(worker)
+    assert table.storage.heartbeat(worker)  # twice in a row: still alive
+    table.storage.deregister_worker(worker)
+    assert not table.storage.heartbeat(worker)
+    assert not table.storage.heartbeat("never-registered")
+
+
+def test_a_worker_declared_dead_by_the_rescuer_gets_false(table: TaskTable) -> None:
+    worker = register(table)
+    shift_worker(table, worker, 2 * DEAD_AFTER)
+    table.storage.rescue(DEAD_AFTER, max_lost=3)
+    assert not table.storage.heartbeat(worker)
+
+
+# -- rescue ---------------------------------------------------------------------------
+
+
+def test_rescue_moves_only_tasks_whose_heartbeat_is_stale(table: TaskTable) -> None:
+    ids = [t.id for t in table.enqueue_many([{"handler": ECHO}] * 4)]
+    alive, dead = register(table, "alive"), register(table, "dead")
+    fresh = [t.id for t in table.storage.claim(alive, (), 2)]
+    stale = [t.id for t in table.storage.claim(dead, (), 2)]
+    assert fresh + stale == ids
+    shift(table, fresh, heartbeat_at=DEAD_AFTER - 10)  # inside the deadline
+    shift(table, stale, heartbeat_at=DEAD_AFTER + 10)  # past it
+    shift_worker(table, alive, DEAD_AFTER - 10)
+    shift_worker(table, dead, DEAD_AFTER + 10)
+
+    assert sorted(table.storage.rescue(DEAD_AFTER, max_lost=3)) == stale
+    for task_id in stale:
+        task = table.get(task_id)
+        assert task.status is TaskStatus.PENDING
+        assert task.worker is None and task.claim_token is None and task.heartbeat_at is None
+        assert column(table, task_id, "lost_count") == 1
+        assert task.messages[-1].level == "warning"
+        assert "dead" in task.messages[-1].text and "lost" in task.messages[-1].text
+    for task_id in fresh:
+        assert table.get(task_id).status is TaskStatus.RUNNING
+        assert column(table, task_id, "lost_count") == 0
+    assert table.storage.heartbeat(alive)
+    assert not table.storage.heartbeat(dead)
+    assert table.storage.rescue(DEAD_AFTER, max_lost=3) == []
+
+
+def test_rescue_moves_tasks_whose_worker_row_is_gone(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    worker = register(table)
+    claim_one(table, worker)
+    table.storage.deregister_worker(worker)
+    assert table.storage.rescue(DEAD_AFTER, max_lost=3) == [task.id]
+
+
+def test_rescued_tasks_run_again(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    worker = register(table)
+    claim_one(table, worker)
+    table.storage.deregister_worker(worker)
+    table.storage.rescue(DEAD_AFTER, max_lost=3)
+    again = claim_one(table, register(table))
+    assert (again.id, again.attempts) == (task.id, 2)
+
+
+def test_after_max_lost_the_task_ends_error(table: TaskTable) -> None:
+    task = table.enqueue(ECHO, unique_key="k")
+    for lost in (1, 2, 3):
+        worker = register(table)
+        assert claim_one(table, worker).id == task.id
+        table.storage.deregister_worker(worker)
+        assert table.storage.rescue(DEAD_AFTER, max_lost=3) == [task.id]
+        assert column(table, task.id, "lost_count") == lost
+    ended = table.get(task.id)
+    assert ended.status is TaskStatus.ERROR
+    assert ended.error == "worker lost 3 times"
+    assert ended.finished_at is not None
+    assert ended.messages[-1].level == "error"
+    assert "3 times" in ended.messages[-1].text
+    assert [m.level for m in ended.messages] == ["warning", "warning", "error"]
+    assert table.enqueue(ECHO, unique_key="k").id != task.id  # the key is free again
+
+
+def test_two_rescuers_in_parallel_act_once(db_url: str, settings: Settings) -> None:
+    with TaskTable(db_url, settings=settings) as setup:
+        setup.migrate()
+        ids = [t.id for t in setup.enqueue_many([{"handler": ECHO}] * 20)]
+        worker = register(setup)
+        assert len(setup.storage.claim(worker, (), 20)) == 20
+        shift_worker(setup, worker, 2 * DEAD_AFTER)
+        shift(setup, ids, heartbeat_at=2 * DEAD_AFTER)
+    barrier = threading.Barrier(2)
+    results: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def rescuer(index: int) -> None:
+        try:
+            with TaskTable(db_url, settings=settings) as table:
+                table.storage.check_schema()
+                barrier.wait(timeout=30)
+                results[index] = table.storage.rescue(DEAD_AFTER, max_lost=3)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rescuer, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert not set(results[0]) & set(results[1])
+    assert sorted(results[0] + results[1]) == ids
+    with TaskTable(db_url, settings=settings) as check:
+        for task_id in ids:
+            assert column(check, task_id, "lost_count") == 1
+            assert len(check.get(task_id).messages) == 1
+        assert check.count(status="pending") == 20
+
+
+def test_rescue_leaves_pending_and_finished_tasks_alone(table: TaskTable) -> None:
+    from .helpers import make_status
+
+    for status in (TaskStatus.PENDING, TaskStatus.SUCCESS, TaskStatus.ERROR):
+        task = make_status(table, status)
+        shift(table, task.id, heartbeat_at=10 * DEAD_AFTER)
+    before = snapshot(table)
+    assert table.storage.rescue(DEAD_AFTER, max_lost=3) == []
+    assert snapshot(table) == before
+    assert file_rows(table) == 0
