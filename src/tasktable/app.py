@@ -22,7 +22,7 @@ from .core.validation import (
     validate_unique_key,
 )
 from .errors import InvalidInput
-from .handler import handler_defaults, handler_path, load_handler
+from .handler import handler_defaults, handler_path, handler_rerun_on_loss, load_handler
 from .inline import InlineResult, MemoryReporter
 from .notice import Notice, background_notice
 from .settings import Settings
@@ -121,15 +121,17 @@ class TaskTable:
         max_attempts: int | None = None,
         timeout: float | None = None,
         unique_key: str | None = None,
+        rerun_on_loss: bool | None = None,
         verify: bool = True,
     ) -> NewTask:
         """Validate everything about a task without writing it."""
         path = self.settings.handlers.check(handler_path(handler))
         default_name, default_attempts, default_timeout = None, None, None
+        default_rerun = True
         if verify:
-            default_name, default_attempts, default_timeout = handler_defaults(
-                load_handler(path, self.settings.handlers)
-            )
+            loaded = load_handler(path, self.settings.handlers)
+            default_name, default_attempts, default_timeout = handler_defaults(loaded)
+            default_rerun = handler_rerun_on_loss(loaded)
         args_value, _ = validate_args(args, self.settings.max_args_bytes)
         if delay is not None and run_at is not None:
             raise InvalidInput("Give either a delay or a run_at time, not both.")
@@ -150,6 +152,7 @@ class TaskTable:
             ),
             timeout=validate_timeout(timeout if timeout is not None else default_timeout),
             unique_key=validate_unique_key(unique_key),
+            rerun_on_loss=default_rerun if rerun_on_loss is None else bool(rerun_on_loss),
         )
 
     def enqueue(
@@ -173,6 +176,7 @@ class TaskTable:
         """
         prepared: list[NewTask] = []
         verified: dict[str, tuple[str | None, int | None, float | None]] = {}
+        reruns: dict[str, bool] = {}
         for index, item in enumerate(items):
             if isinstance(item, NewTask):
                 self.settings.handlers.check(item.handler)  # checked at every entry
@@ -185,7 +189,9 @@ class TaskTable:
                 raise InvalidInput(f"Item {index} has no handler.") from None
             path = self.settings.handlers.check(handler_path(ref))
             if path not in verified and spec.get("verify", True):
-                verified[path] = handler_defaults(load_handler(path, self.settings.handlers))
+                loaded = load_handler(path, self.settings.handlers)
+                verified[path] = handler_defaults(loaded)
+                reruns[path] = handler_rerun_on_loss(loaded)
             spec["verify"] = False
             defaults = verified.get(path, (None, None, None))
             spec.setdefault("name", defaults[0])
@@ -193,6 +199,8 @@ class TaskTable:
                 spec["max_attempts"] = defaults[1]
             if spec.get("timeout") is None:
                 spec["timeout"] = defaults[2]
+            if spec.get("rerun_on_loss") is None:
+                spec["rerun_on_loss"] = reruns.get(path)
             try:
                 prepared.append(self.prepare(path, spec.pop("args", None), **spec))
             except InvalidInput as exc:

@@ -25,12 +25,15 @@ class TaskHandler(abc.ABC):
 
     Optional class attributes: ``task_name`` (the default task name),
     ``max_attempts`` (runs in all for a task that raises; default 1, the
-    seed's behaviour) and ``timeout`` (seconds).
+    seed's behaviour), ``timeout`` (seconds) and ``rerun_on_loss`` (default
+    True: a task whose worker was lost runs again; False for work that must
+    not repeat, which then ends ``error`` instead).
     """
 
     task_name: ClassVar[str | None] = None
     max_attempts: ClassVar[int | None] = None
     timeout: ClassVar[float | None] = None
+    rerun_on_loss: ClassVar[bool] = True
 
     @abc.abstractmethod
     def run_task(self, task: RunningTask) -> Any:
@@ -52,6 +55,7 @@ class FunctionHandler(TaskHandler):
         name: str | None,
         max_attempts: int | None,
         timeout: float | None,
+        rerun_on_loss: bool = True,
     ) -> None:
         self.func = func
         self.__name__ = func.__name__
@@ -61,6 +65,7 @@ class FunctionHandler(TaskHandler):
         self.name = name or func.__name__
         self.attempts = max_attempts
         self.seconds = timeout
+        self.rerun = rerun_on_loss
 
     def run_task(self, task: RunningTask) -> Any:
         return self.func(task)
@@ -77,7 +82,11 @@ class FunctionHandler(TaskHandler):
 def handler(func: Callable[..., Any], /) -> FunctionHandler: ...
 @overload
 def handler(
-    *, name: str | None = None, max_attempts: int | None = None, timeout: float | None = None
+    *,
+    name: str | None = None,
+    max_attempts: int | None = None,
+    timeout: float | None = None,
+    rerun_on_loss: bool = True,
 ) -> Callable[[Callable[..., Any]], FunctionHandler]: ...
 def handler(
     func: Callable[..., Any] | None = None,
@@ -86,11 +95,18 @@ def handler(
     name: str | None = None,
     max_attempts: int | None = None,
     timeout: float | None = None,
+    rerun_on_loss: bool = True,
 ) -> Any:
     """Make ``func(task)`` a handler: ``@handler`` or ``@handler(name="Export orders")``."""
 
     def wrap(f: Callable[..., Any]) -> FunctionHandler:
-        return FunctionHandler(f, name=name, max_attempts=max_attempts, timeout=timeout)
+        return FunctionHandler(
+            f,
+            name=name,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            rerun_on_loss=rerun_on_loss,
+        )
 
     return wrap(func) if func is not None else wrap
 
@@ -158,3 +174,10 @@ def handler_defaults(obj: TaskHandler) -> tuple[str | None, int | None, float | 
         return obj.name, obj.attempts, obj.seconds
     cls = type(obj)
     return cls.get_task_name(), cls.max_attempts, cls.timeout
+
+
+def handler_rerun_on_loss(obj: TaskHandler) -> bool:
+    """Whether the handler allows a run again after its worker was lost (default True)."""
+    if isinstance(obj, FunctionHandler):
+        return obj.rerun
+    return bool(type(obj).rerun_on_loss)

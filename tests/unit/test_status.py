@@ -25,7 +25,8 @@ P, R, S, E, C = (
 
 #: PRODUCT.md: pending -> running -> success | error; pending -> cancelled;
 #: running -> pending (release, rescue); error/cancelled -> pending (explicit retry).
-ALLOWED = {(P, R), (R, S), (R, E), (P, C), (R, P), (E, P), (C, P)}
+#: Issue 3: running -> cancelled (a cancel request the handler honours, or the worker enforces).
+ALLOWED = {(P, R), (R, S), (R, E), (P, C), (R, P), (E, P), (C, P), (R, C)}
 
 
 def test_statuses_are_the_seeds_five() -> None:

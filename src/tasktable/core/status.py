@@ -3,8 +3,9 @@
 ::
 
     pending --claim--> running --return--> success
-       |                  |----raise/fail--> error
-       |                  `--release/rescue--> pending
+       |                  |----raise/fail/timeout--> error
+       |                  |----cancel (handler stops, or is stopped)--> cancelled
+       |                  `--retry/release/rescue--> pending
        `--cancel--> cancelled
     error, cancelled --retry--> pending
 """
@@ -41,7 +42,9 @@ FINAL_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.CAN
 #: Every allowed move. Each one is made in storage by a single conditional write.
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED}),
-    TaskStatus.RUNNING: frozenset({TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.PENDING}),
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.CANCELLED, TaskStatus.PENDING}
+    ),
     TaskStatus.SUCCESS: frozenset(),
     TaskStatus.ERROR: frozenset({TaskStatus.PENDING}),
     TaskStatus.CANCELLED: frozenset({TaskStatus.PENDING}),

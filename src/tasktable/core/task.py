@@ -117,6 +117,8 @@ class Task:
     heartbeat_at: datetime | None
     unique_key: str | None
     cancel_requested: bool = False
+    #: False when the handler must not run again after its worker was lost.
+    rerun_on_loss: bool = True
     files: tuple[TaskFile, ...] = ()
     #: The token of the claim this copy was read under (worker-side only; never shown).
     claim_token: str | None = None
@@ -177,3 +179,4 @@ class NewTask:
     max_attempts: int = 1
     timeout: float | None = None
     unique_key: str | None = None
+    rerun_on_loss: bool = True

@@ -49,6 +49,7 @@ def task_from_row(row: Mapping[Any, Any], files: tuple[TaskFile, ...] = ()) -> T
         heartbeat_at=row["heartbeat_at"],
         unique_key=row["unique_key"],
         cancel_requested=bool(row["cancel_requested"]),
+        rerun_on_loss=bool(row.get("rerun_on_loss", True)),
         files=files,
         claim_token=row["claim_token"],
     )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 
 from .types import LongBlob, LongText, UTCDateTime
@@ -60,6 +61,8 @@ task_table = Table(
     Column("active_key", String(255), nullable=True),
     Column("cancel_requested", Boolean(), nullable=False, server_default=false()),
     Column("lost_count", Integer(), nullable=False, server_default=text("0")),
+    # migration 0003: False when the handler must not run again after a lost worker
+    Column("rerun_on_loss", Boolean(), nullable=False, server_default=true()),
     Index("ix_tasktable_task_claim", "status", "queue", "priority", "id"),
     Index("ix_tasktable_task_status_finished", "status", "finished_at"),
     Index("ix_tasktable_task_status_heartbeat", "status", "heartbeat_at"),
@@ -93,6 +96,14 @@ worker_table = Table(
     Column("started_at", UTCDateTime(), nullable=False),
     Column("heartbeat_at", UTCDateTime(), nullable=False),
     Index("ix_tasktable_worker_heartbeat", "heartbeat_at"),
+)
+
+# migration 0003: the last tick enqueued of each periodic task (one enqueue per tick).
+periodic_table = Table(
+    "tasktable_periodic",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("last_tick", UTCDateTime(), nullable=False),
 )
 
 schema_table = Table(

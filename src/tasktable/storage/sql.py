@@ -142,6 +142,7 @@ class SQLStorage:
             "active_key": task.unique_key,
             "cancel_requested": False,
             "lost_count": 0,
+            "rerun_on_loss": task.rerun_on_loss,
         }
 
     def _insert_unique(self, conn: Connection, task: NewTask) -> int:
@@ -540,21 +541,32 @@ class SQLStorage:
         with self._write() as conn:
             conn.execute(delete(worker_table).where(W.heartbeat_at < utcnow(-dead_after)))
             stale = conn.execute(
-                select(T.id, T.claim_token, T.messages, T.lost_count, T.worker).where(
+                select(
+                    T.id, T.claim_token, T.messages, T.lost_count, T.worker, T.rerun_on_loss
+                ).where(
                     T.status == _RUNNING,
                     (T.heartbeat_at < utcnow(-dead_after))
                     | T.worker.not_in(select(W.id).scalar_subquery()),
                 )
             ).all()
-            for task_id, token, messages, lost, worker in stale:
+            for task_id, token, messages, lost, worker, rerun in stale:
                 lost = int(lost) + 1
                 history = json.loads(messages or "[]")
-                final = lost >= max_lost
-                text = (
-                    f"Worker {worker} lost {lost} times; giving up."
-                    if final
-                    else f"Worker {worker} was lost (no heartbeat); the task will run again."
-                )
+                final = lost >= max_lost or not rerun
+                if not rerun:
+                    text = (
+                        f"Worker {worker} was lost (no heartbeat); this task's handler does "
+                        "not allow running it again (rerun_on_loss = False)."
+                    )
+                    error = "worker lost; not run again (rerun_on_loss = False)"
+                elif final:
+                    text = (
+                        f"Worker {worker} was lost (no heartbeat); this task's worker was "
+                        f"lost {lost} times, giving up."
+                    )
+                    error = f"worker lost {lost} times"
+                else:
+                    text = f"Worker {worker} was lost (no heartbeat); the task will run again."
                 history.append(Message(text=text, level="error" if final else "warning").to_json())
                 values: dict[str, Any] = {
                     "messages": json.dumps(history, ensure_ascii=False, separators=(",", ":")),
@@ -566,7 +578,7 @@ class SQLStorage:
                         status=TaskStatus.ERROR.value,
                         finished_at=utcnow(),
                         active_key=None,
-                        error=f"worker lost {lost} times",
+                        error=error,
                     )
                 else:
                     values.update(status=_PENDING, worker=None, heartbeat_at=None, run_at=utcnow())
