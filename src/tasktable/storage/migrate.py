@@ -15,7 +15,7 @@ from importlib import resources
 
 from sqlalchemy import Connection, Engine, inspect, select, text
 
-from ..errors import SchemaMissing
+from ..errors import DatabaseError, SchemaMissing
 from .schema import schema_table
 from .types import utcnow
 
@@ -67,7 +67,9 @@ def _lock(conn: Connection) -> None:
     if name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     elif name in ("mysql", "mariadb"):
-        conn.execute(text("SELECT GET_LOCK('tasktable_migrate', 60)"))
+        got = conn.execute(text("SELECT GET_LOCK('tasktable_migrate', 60)")).scalar()
+        if got != 1:
+            raise DatabaseError("Another tasktable migrate held its lock for 60 s; try again.")
 
 
 def _unlock(conn: Connection) -> None:
@@ -79,23 +81,25 @@ def migrate(engine: Engine) -> list[int]:
     """Apply every missing migration; return the versions applied (empty if none)."""
     applied: list[int] = []
     migrations = load_migrations(dialect_folder(engine))
-    with engine.begin() as conn:
-        _lock(conn)
+    with engine.connect() as conn:
         try:
-            schema_table.create(conn, checkfirst=True)
-            done = set(conn.execute(select(schema_table.c.version)).scalars())
-            for migration in migrations:
-                if migration.version in done:
-                    continue
-                for statement in migration.statements():
-                    conn.exec_driver_sql(statement)
-                conn.execute(
-                    schema_table.insert().values(
-                        version=migration.version, name=migration.name, applied_at=utcnow()
+            with conn.begin():
+                _lock(conn)
+                schema_table.create(conn, checkfirst=True)
+                done = set(conn.execute(select(schema_table.c.version)).scalars())
+                for migration in migrations:
+                    if migration.version in done:
+                        continue
+                    for statement in migration.statements():
+                        conn.exec_driver_sql(statement)
+                    conn.execute(
+                        schema_table.insert().values(
+                            version=migration.version, name=migration.name, applied_at=utcnow()
+                        )
                     )
-                )
-                applied.append(migration.version)
+                    applied.append(migration.version)
         finally:
+            # After the commit: the next migrator must see every version recorded here.
             _unlock(conn)
     return applied
 
