@@ -386,7 +386,10 @@ def _program() -> str:
 
 
 def _what_next(console: Console, state: CliState, table: TaskTable, run: DemoRun) -> None:
-    db = f" --db {shlex.quote(state.database_url)}" if state.database_url else ""
+    db = ""
+    if state.database_url:  # never echo a password: it would end up in scrollback and logs
+        has_password = parse_url(state.database_url).password is not None
+        db = " --db URL" if has_password else f" --db {shlex.quote(state.database_url)}"
     prog = _program() + db
     lines = [
         (f"{prog} list", "the table, newest first"),
