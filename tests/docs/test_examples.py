@@ -18,6 +18,9 @@ Everything runs in the temporary directory, which is the current directory
 log file are fresh per document) and is first on ``sys.path``. ``TASKTABLE_*``
 variables of the caller are removed. After the blocks, the statuses of the
 tasks left in the table must be the ones the document leads to.
+
+The relative links of these pages must name files and headings that exist
+(links to pages still being written elsewhere are checked once they exist).
 """
 
 from __future__ import annotations
@@ -154,3 +157,43 @@ def test_document_examples_run(document: str, sandbox: Path) -> None:
             if isinstance(value, TaskTable):
                 value.close()
     assert statuses(sandbox) == DOCUMENTS[document]
+
+
+#: Pages other pieces of work add; links to them are checked once they exist.
+LATER_PAGES = {"docs/reliability.md", "docs/api.md", "docs/dashboard.md", "docs/security.md"}
+OWN_PAGES = [
+    "README.md",
+    "docs/tutorial.md",
+    "docs/handlers.md",
+    "docs/workers.md",
+    "docs/databases.md",
+    "docs/operations.md",
+]
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    found = set()
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(slug)
+    return found
+
+
+@pytest.mark.parametrize("document", OWN_PAGES)
+def test_document_links_resolve(document: str) -> None:
+    source = ROOT / document
+    for match in _LINK.finditer(source.read_text(encoding="utf-8")):
+        target = match["target"]
+        if "://" in target:
+            continue
+        path, _, anchor = target.partition("#")
+        page = (source.parent / path).resolve() if path else source
+        relative = page.relative_to(ROOT).as_posix()
+        if relative in LATER_PAGES and not page.exists():
+            continue
+        assert page.exists(), f"{document}: {target} names no file"
+        if anchor:
+            assert anchor in anchors(page), f"{document}: {target} names no heading"
