@@ -234,6 +234,21 @@ def test_list_filters_and_pages(cli: Cli, url: str, table: TaskTable) -> None:
     assert [t["id"] for t in rest.json()["tasks"]] == [done]
 
 
+def test_list_json_shows_each_task_files(cli: Cli, url: str, table: TaskTable) -> None:
+    plain = table.enqueue(ECHO, {}).id
+    with_file = table.enqueue(ECHO, {}).id
+    claimed = table.storage.claim("test-worker", (), 2)
+    running = next(t for t in claimed if t.id == with_file)
+    assert table.storage.attach_file(running, "report.csv", "text/csv", b"id\n1\n")
+
+    tasks = {t["id"]: t for t in cli("list", "--json", "--db", url).json()["tasks"]}
+
+    assert tasks[with_file]["files"] == [
+        {"filename": "report.csv", "content_type": "text/csv", "size": 5}
+    ]
+    assert tasks[plain]["files"] == []
+
+
 def test_list_text(cli: Cli, url: str, table: TaskTable) -> None:
     task_id = _finish(table, TaskStatus.ERROR)
     result = cli("list", "--db", url)

@@ -174,6 +174,20 @@ class SQLStorage:
         ).mappings()
         return tuple(TaskFile(**dict(r)) for r in rows)
 
+    def _files_of(self, conn: Connection, ids: Sequence[int]) -> dict[int, tuple[TaskFile, ...]]:
+        """The files of many tasks in one query (a listed task shows its files too)."""
+        if not ids:
+            return {}
+        rows = conn.execute(
+            select(F.task_id, F.filename, F.content_type, F.size, F.created_at)
+            .where(F.task_id.in_(list(ids)))
+            .order_by(F.task_id, F.id)
+        ).mappings()
+        found: dict[int, list[TaskFile]] = {}
+        for r in rows:
+            found.setdefault(int(r["task_id"]), []).append(TaskFile(**dict(r)))
+        return {task_id: tuple(files) for task_id, files in found.items()}
+
     def get(self, task_id: int) -> Task:
         with self._read() as conn:
             row = conn.execute(select(task_table).where(T.id == task_id)).mappings().first()
@@ -194,7 +208,8 @@ class SQLStorage:
         stmt = select(task_table).where(where).order_by(*order).limit(limit + 1)
         with self._read() as conn:
             rows = conn.execute(stmt).mappings().all()
-        tasks = [task_from_row(r) for r in rows[:limit]]
+            files = self._files_of(conn, [int(r["id"]) for r in rows[:limit]])
+        tasks = [task_from_row(r, files.get(int(r["id"]), ())) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit and tasks:
             last = rows[limit - 1]
