@@ -30,30 +30,41 @@ def ledger_ddl(dialect: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (id {ident}, task_id BIGINT NOT NULL, "
         "attempt INTEGER NOT NULL, event VARCHAR(16) NOT NULL, pid INTEGER NOT NULL, "
-        "at DOUBLE PRECISION NOT NULL)"
+        "ppid INTEGER NOT NULL, at DOUBLE PRECISION NOT NULL)"
     )
 
 
 def _engine() -> Any:
     url = os.environ["RELIABILITY_LEDGER_URL"]
     if url not in _ENGINES:
-        args: dict[str, Any] = {"timeout": 60} if url.startswith("sqlite") else {}
-        _ENGINES[url] = create_engine(url, poolclass=NullPool, connect_args=args)
+        if url.startswith("sqlite"):
+            engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
+        else:  # one connection per slot process, checked before use (the server may restart)
+            engine = create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        _ENGINES[url] = engine
     return _ENGINES[url]
 
 
 def record(task: RunningTask, event: str) -> None:
     """One ledger line, retried for up to 120 s (the database may be restarting)."""
     deadline = time.monotonic() + 120
+    row = {
+        "t": task.id,
+        "a": task.attempts,
+        "e": event,
+        "p": os.getpid(),
+        "pp": os.getppid(),
+        "at": time.time(),
+    }
     while True:
         try:
             with _engine().begin() as conn:
                 conn.execute(
                     text(
-                        f"INSERT INTO {LEDGER_TABLE} (task_id, attempt, event, pid, at) "
-                        "VALUES (:t, :a, :e, :p, :at)"
+                        f"INSERT INTO {LEDGER_TABLE} (task_id, attempt, event, pid, ppid, at) "
+                        "VALUES (:t, :a, :e, :p, :pp, :at)"
                     ),
-                    {"t": task.id, "a": task.attempts, "e": event, "p": os.getpid(), "at": time.time()},
+                    row,
                 )
             return
         except Exception:

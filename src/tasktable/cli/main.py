@@ -48,7 +48,7 @@ def cli(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from . import demo, schema, tasks, worker  # noqa: F401 - each module adds its commands
+    from . import demo, identity, schema, serve, tasks, worker  # noqa: F401 - each module adds its commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:

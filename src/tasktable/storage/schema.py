@@ -113,3 +113,42 @@ schema_table = Table(
     Column("name", String(255), nullable=False),
     Column("applied_at", UTCDateTime(), nullable=False),
 )
+
+# -- identity (migration 0002): users and API tokens of the REST API and dashboard --
+user_table = Table(
+    "tasktable_user",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(150), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(255), nullable=False),  # argon2id, encoded
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_login_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("name", name="ux_tasktable_user_name"),
+    sqlite_autoincrement=True,
+)
+
+token_table = Table(
+    "tasktable_token",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),  # SHA-256 hex of the secret
+    Column("prefix", String(16), nullable=False),  # the secret's first characters, to recognise it
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("name", name="ux_tasktable_token_name"),
+    UniqueConstraint("token_hash", name="ux_tasktable_token_hash"),
+    sqlite_autoincrement=True,
+)
+
+login_failure_table = Table(
+    "tasktable_login_failure",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("subject", String(255), nullable=False),  # "user:<name>" or "client:<address>"
+    Column("failed_at", UTCDateTime(), nullable=False),
+    Index("ix_tasktable_login_failure_subject", "subject", "failed_at"),
+    sqlite_autoincrement=True,
+)

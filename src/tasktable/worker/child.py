@@ -16,6 +16,7 @@ Linux, and a watchdog on the parent's pid everywhere).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import logging
@@ -167,17 +168,20 @@ def child_main(
     max_file_bytes = int(config["max_file_bytes"])
     loop = asyncio.new_event_loop()
     conn.send_bytes(b'{"op":"ready"}')
-    try:
-        while True:
-            try:
-                command = decode_command(conn.recv_bytes())
-            except (EOFError, OSError):
-                return
-            if command["op"] != "run":
-                return
-            _run_one(channel, command["task"], cancel_flag, allowlist, max_file_bytes, loop)
-    finally:
-        loop.close()
+    while True:
+        try:
+            command = decode_command(conn.recv_bytes())
+        except (EOFError, OSError):
+            break
+        if command["op"] != "run":
+            break
+        _run_one(channel, command["task"], cancel_flag, allowlist, max_file_bytes, loop)
+    # Exit at once: the worker waits for this. Exit hooks run (a handler's module may
+    # have registered some); tearing down every module does not.
+    loop.close()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    os._exit(0)
 
 
 def _run_one(

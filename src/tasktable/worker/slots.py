@@ -80,7 +80,7 @@ class Slot:
         self.run: Run | None = None
         self.tasks_done = 0
         self.restarts = 0
-        self._mail: queue.Queue[Task] = queue.Queue()
+        self._mail: queue.Queue[Task | None] = queue.Queue()  # None: wake up and look
         self.thread = threading.Thread(
             target=self._loop, name=f"tasktable-{self.name}", daemon=True
         )
@@ -99,6 +99,9 @@ class Slot:
                 link=task.action_link,
             )
         self._mail.put(task)
+
+    def poke(self) -> None:
+        self._mail.put(None)
 
     @property
     def idle(self) -> bool:
@@ -124,7 +127,8 @@ class Slot:
                     task = self._mail.get(timeout=0.5)
                 except queue.Empty:
                     continue
-                self._execute(task)
+                if task is not None:
+                    self._execute(task)
         finally:
             self.runner.close()
 
@@ -404,6 +408,8 @@ class SlotPool:
         """Stop the slot threads; returns the tasks of runs that did not end in time."""
         self.releasing.set()
         self.closing.set()
+        for slot in self.slots:
+            slot.poke()
         deadline = time.monotonic() + timeout
         for slot in self.slots:
             slot.thread.join(max(0.0, deadline - time.monotonic()))
