@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-full lint format bench clean-venv
+.PHONY: install browser run test test-full lint format bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,7 +12,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[postgres,mysql,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+## Headless Chromium for the dashboard's browser tests: Debian's package, installed only
+## when missing (Playwright drives it by path and never downloads a browser of its own).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
+
+install: $(STAMP) $(CHROMIUM)
 
 ## The demo: a worker with 5 slots on the embedded SQLite default, and example tasks.
 run: install

@@ -51,11 +51,11 @@ def is_loopback(host: str) -> bool:
 @command_options
 @pass_state
 def serve(state: CliState, host: str, port: int, log_level: str) -> None:
-    """Serve the REST API under /api/v1 (tokens: tasktable token create)."""
+    """Serve the dashboard at / and the REST API under /api/v1 (users: tasktable user add)."""
     import uvicorn
 
-    from ..api import create_app
     from ..auth import Identity
+    from ..web import create_app
 
     table = state.table()
     identity = Identity(table)
@@ -75,7 +75,8 @@ def serve(state: CliState, host: str, port: int, log_level: str) -> None:
     app = create_app(table, identity=identity)
     shown = f"[{host}]" if ":" in host else host
     click.echo(
-        f"tasktable API on http://{shown}:{port}/api/v1 (database {safe_url(table.url)})",
+        f"tasktable dashboard on http://{shown}:{port}/ and API on http://{shown}:{port}/api/v1 "
+        f"(database {safe_url(table.url)})",
         err=True,
     )
     uvicorn.run(

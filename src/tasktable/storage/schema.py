@@ -152,3 +152,16 @@ login_failure_table = Table(
     Index("ix_tasktable_login_failure_subject", "subject", "failed_at"),
     sqlite_autoincrement=True,
 )
+
+# -- dashboard sessions (migration 0004): only the SHA-256 of each cookie secret --
+session_table = Table(
+    "tasktable_session",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", BigInteger(), nullable=False),
+    Column("credential", String(64), nullable=False),  # digest of the password hash at login
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_tasktable_session_user", "user_id"),
+    Index("ix_tasktable_session_expires", "expires_at"),
+)
