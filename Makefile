@@ -49,3 +49,21 @@ format: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+## Benchmarks (issue 6; see bench/README.md): BENCH_QUICK=1 for small sizes, PEERS=1 to also
+## run procrastinate, pgqueuer, huey and django-tasks (installed into bench/.venv-peers).
+PEERS_VENV := bench/.venv-peers
+BENCH_PEERS := $(filter 1 yes true,$(PEERS))
+
+$(VENV)/.bench-stamp: pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[postgres,mysql,dev,bench]'
+	touch $@
+
+$(PEERS_VENV)/.installed-stamp: bench/requirements-peers.txt
+	test -x $(PEERS_VENV)/bin/python || $(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	touch $@
+
+bench: $(VENV)/.bench-stamp $(if $(BENCH_PEERS),$(PEERS_VENV)/.installed-stamp)
+	$(BIN)/python -m bench $(if $(BENCH_PEERS),--peers)

@@ -1,0 +1,98 @@
+"""The benchmark harness runs end to end at a tiny size and writes well-formed results.
+
+No timing is asserted: only that each figure exists, is positive, and that the
+JSON and markdown files have the shape the docs describe.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from bench.cli import main
+from bench.config import TINY
+from bench.peers.host import PEER_BACKENDS
+from bench.report import markdown
+from bench.runner import WORKLOADS, Outcome, tasktable_cases
+from bench.stats import percentile
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+
+
+def test_every_workload_has_a_case_on_postgresql() -> None:
+    cases = tasktable_cases(WORKLOADS, ["postgresql"], TINY)
+    assert {c.workload for c in cases} == set(WORKLOADS)
+    assert all(c.system == "tasktable" for c in cases)
+
+
+def test_markdown_names_failures_and_peers() -> None:
+    ok = Outcome(
+        "tasktable",
+        "enqueue",
+        "single",
+        "sqlite",
+        "tasks/s",
+        value=10.0,
+        values=[10.0],
+        runs=[{"value": 10.0}],
+    )
+    peer = Outcome(
+        "huey",
+        "enqueue",
+        "peer",
+        "sqlite",
+        "tasks/s",
+        value=5.0,
+        values=[5.0],
+        runs=[{"value": 5.0}],
+    )
+    bad = Outcome("tasktable", "drain", "1x5 thread", "sqlite", "tasks/s", errors=["boom"])
+    meta = {
+        "date": "d",
+        "commit": "c",
+        "size": "tiny",
+        "runs": 1,
+        "cpus": 2,
+        "load_start": "0",
+        "worker_modes": ["thread"],
+        "peer_drain_variant": "1x5 thread",
+    }
+    text = markdown(meta, [ok, peer, bad])
+    assert "| enqueue | single | tasks/s | 10 |" in text
+    assert "| enqueue | sqlite | 10 | 5 | 2.00 |" in text
+    assert "boom" in text
+    assert set(PEER_BACKENDS) == {"procrastinate", "pgqueuer", "huey", "django-tasks"}
+
+
+def test_tiny_enqueue_run_writes_json_and_markdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "--size",
+            "tiny",
+            "--db",
+            "sqlite",
+            "--workloads",
+            "enqueue,enqueue_many",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    [path] = tmp_path.glob("*.json")
+    data = json.loads(path.read_text())
+    assert data["meta"]["size"] == "tiny" and data["meta"]["runs"] == 1
+    results = {(r["workload"], r["backend"]): r for r in data["results"]}
+    assert set(results) == {("enqueue", "sqlite"), ("enqueue_many", "sqlite")}
+    for result in results.values():
+        assert result["system"] == "tasktable" and not result["errors"]
+        assert result["value"] > 0 and len(result["values"]) == 1
+        assert result["runs"][0]["tasks"] > 0
+    assert path.with_suffix(".md").read_text() in capsys.readouterr().out
