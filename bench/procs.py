@@ -126,11 +126,12 @@ def _pss_kb(pid: int) -> int:
 
 
 def memory(pid: int) -> dict[str, float]:
-    """RSS of a worker and each of its child processes (VmRSS), and the tree's PSS, in MB."""
+    """RSS of a worker (now and its peak) and of its child processes, and the tree's PSS, in MB."""
     kids = children(pid)
     child_rss = [_status_kb(k, "VmRSS") / 1024 for k in kids]
     return {
         "parent_rss_mb": _status_kb(pid, "VmRSS") / 1024,
+        "parent_peak_rss_mb": _status_kb(pid, "VmHWM") / 1024,  # high-water mark since start
         "children": len(kids),
         "child_rss_mb": max(child_rss) if child_rss else 0.0,
         "total_rss_mb": _status_kb(pid, "VmRSS") / 1024 + sum(child_rss),

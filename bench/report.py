@@ -44,7 +44,8 @@ def cell(outcome: Outcome) -> str:
             else ""
         )
         return (
-            f"{idle['parent_rss_mb']:.0f}{kids}; per slot {run['per_slot_idle_mb']:.0f}; "
+            f"{idle['parent_rss_mb']:.0f} (peak {idle.get('parent_peak_rss_mb', 0):.0f})"
+            f"{kids}; per slot {run['per_slot_idle_mb']:.0f}; "
             f"drain peak {peak['total_rss_mb']:.0f} (PSS {peak['total_pss_mb']:.0f}){flag}"
         )
     if w == "scale":
