@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -14,13 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import Engine, create_engine, insert, make_url, select, text
 
 from tasktable import TaskTable
 from tasktable.auth import Identity, Role
 from tasktable.storage.schema import file_table, task_table
+from tasktable.storage.types import utcnow
+from tests.conftest import BACKENDS, MYSQL_ADMIN_URL, PG_ADMIN_URL, ROOT, require_server
 
 ALLOWED = "tests.support.handlers:*"
+ECHO = "tests.support.handlers:Echo"
 CLI = [sys.executable, "-c", "from tasktable.cli.main import run; run()"]
 
 
@@ -30,15 +36,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def table_checksum(db_url: str) -> str:
+def table_checksum(engine: Engine) -> str:
     """A digest of every task and file row: equal before and after = nothing changed."""
-    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
-        with engine.connect() as conn:
-            tasks = conn.execute(select(task_table).order_by(task_table.c.id)).all()
-            files = conn.execute(select(file_table).order_by(file_table.c.id)).all()
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        tasks = conn.execute(select(task_table).order_by(task_table.c.id)).all()
+        files = conn.execute(select(file_table).order_by(file_table.c.id)).all()
     return hashlib.sha256(repr((tasks, files)).encode()).hexdigest()
 
 
@@ -50,6 +52,7 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     clients: list[httpx.Client] = field(default_factory=list)
+    _engine: Engine | None = None
 
     @property
     def api(self) -> str:
@@ -63,7 +66,9 @@ class Server:
         return client
 
     def checksum(self) -> str:
-        return table_checksum(self.db_url)
+        if self._engine is None:
+            self._engine = create_engine(self.db_url, pool_size=1)
+        return table_checksum(self._engine)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -71,6 +76,8 @@ class Server:
     def stop(self) -> None:
         for client in self.clients:
             client.close()
+        if self._engine is not None:
+            self._engine.dispose()
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -126,6 +133,95 @@ def launch(
     raise AssertionError(f"tasktable serve did not answer in 30 s:\n{server.output()}")
 
 
+def attach(db_url: str, task_id: int, filename: str, data: bytes) -> None:
+    """Store a file for a task, as a handler's attach_file would."""
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(file_table).values(
+                    task_id=task_id,
+                    filename=filename,
+                    content_type="application/octet-stream",
+                    size=len(data),
+                    content=data,
+                    created_at=utcnow(),
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def _admin_engine(url: str) -> Any:
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, folder: Path) -> Iterator[str]:
+    """An empty database on ``backend`` (a file, or a new server database), dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder}/api.sqlite3"
+        return
+    require_server(backend)
+    name = f"tt_api_{secrets.token_hex(5)}"
+    admin_url = PG_ADMIN_URL if backend == "postgresql" else MYSQL_ADMIN_URL
+    admin = _admin_engine(admin_url)
+    quote = '"' if backend == "postgresql" else "`"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        force = " WITH (FORCE)" if backend == "postgresql" else ""
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{force}"))
+        admin.dispose()
+
+
+def server_environment(marker: Path) -> dict[str, str]:
+    """Like the ``subprocess_env`` fixture: no stray TASKTABLE_* settings, test handlers
+    importable, and the canary's marker file named."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTABLE_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["TASKTABLE_LOG_FILE"] = str(marker.parent / "log" / "background_task.log")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["TASKTABLE_CANARY_MARKER"] = str(marker)
+    return env
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per test module and database: starting one takes seconds, so the
+    tests of a module share it and keep to their own tasks (own queues, own ids)."""
+    folder = tmp_path_factory.mktemp(f"api-{request.param}")
+    with fresh_database(request.param, folder) as url:
+        server = launch(
+            url, server_environment(folder / "canary-imported"), folder, seed_identity(url)
+        )
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def server(module_server: Server) -> Iterator[Server]:
+    """The module's server, alive (a test that kills it fails loudly here)."""
+    assert module_server.process.poll() is None, module_server.output()
+    yield module_server
+    for client in module_server.clients:
+        client.close()
+    module_server.clients.clear()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A queue name of this test alone: its tasks are told apart from other tests'."""
+    return f"q-{secrets.token_hex(4)}"
+
+
 @pytest.fixture
 def marker(tmp_path: Path) -> Path:
     """The file tests.support.canary writes when (and only when) it is imported."""
@@ -133,15 +229,16 @@ def marker(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server_env(subprocess_env: dict[str, str], marker: Path) -> dict[str, str]:
-    return {**subprocess_env, "TASKTABLE_CANARY_MARKER": str(marker)}
+def server_env(marker: Path) -> dict[str, str]:
+    return server_environment(marker)
 
 
 @pytest.fixture
 def start_server(
     db_url: str, server_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., Server]]:
-    """Start ``tasktable serve`` on this test's fresh database (migrated, with tokens)."""
+    """Start ``tasktable serve`` on this test's own fresh database (migrated, with
+    tokens), with the TASKTABLE_HANDLERS asked for."""
     started: list[Server] = []
     tokens: dict[str, str] = {}
 
@@ -158,18 +255,11 @@ def start_server(
 
 
 @pytest.fixture
-def server(start_server: Callable[..., Server]) -> Server:
-    """A server whose TASKTABLE_HANDLERS allows tests.support.handlers:* only."""
-    return start_server()
-
-
-@pytest.fixture
-def sample(server: Server) -> dict[str, Any]:
-    """A few tasks in known states, made through the Python API."""
+def sample(server: Server, queue: str) -> dict[str, int]:
+    """Three tasks of this test's queue: one pending, one cancelled, one other pending."""
     with TaskTable(server.db_url) as table:
-        pending = table.enqueue("tests.support.handlers:Echo", {"n": 1}, name="pending one")
-        errored = table.enqueue("tests.support.handlers:Echo", {"n": 2}, name="errored one")
+        pending = table.enqueue(ECHO, {"n": 1}, name="pending one", queue=queue)
+        errored = table.enqueue(ECHO, {"n": 2}, name="errored one", queue=queue)
         table.cancel(errored.id)  # cancelled: retryable
-        done = table.enqueue("tests.support.handlers:Echo", {"n": 3}, name="done one")
+        done = table.enqueue(ECHO, {"n": 3}, name="done one", queue=queue)
     return {"pending": pending.id, "cancelled": errored.id, "other": done.id}
-
