@@ -175,7 +175,10 @@ def child_main(
             break
         if command["op"] != "run":
             break
-        _run_one(channel, command["task"], cancel_flag, allowlist, max_file_bytes, loop)
+        try:
+            _run_one(channel, command["task"], cancel_flag, allowlist, max_file_bytes, loop)
+        except SystemExit as exc:  # stopped by the worker (SIGTERM): the handler's finally ran
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
     # Exit at once: the worker waits for this. Exit hooks run (a handler's module may
     # have registered some); tearing down every module does not.
     loop.close()

@@ -14,7 +14,6 @@ import logging
 import threading
 
 from ..core.task import Message, Task
-from ..errors import DatabaseError
 from ..storage.base import Outcome, Storage
 from .health import DbHealth
 
@@ -51,7 +50,7 @@ class Completer:
                 ok = self.storage.finish(task, outcome)
                 self.health.ok()
                 break
-            except DatabaseError as exc:
+            except Exception as exc:  # DatabaseError, or a driver error not wrapped
                 if self._reachable():
                     refused += 1
                     log.error("Task %s: the database refused its outcome: %s", task.id, exc)
@@ -86,7 +85,7 @@ class Completer:
     def _reachable(self) -> bool:
         try:
             self.storage.server_now()
-        except DatabaseError:
+        except Exception:
             return False
         self.health.ok()
         return True

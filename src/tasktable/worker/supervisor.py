@@ -258,7 +258,7 @@ class Worker:
             if idle:
                 try:
                     claimed = self._claim(len(idle))
-                except DatabaseError as exc:
+                except Exception as exc:  # DatabaseError, or a driver error not wrapped
                     self.health.failed(exc, f"Worker {self.id}: claiming")
                     self.wake.wait(backoff)
                     self.wake.clear()
