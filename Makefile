@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser run test test-full lint format bench clean-venv
+.PHONY: install browser run test test-django6 test-full lint format bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,27 @@ run: install
 ## unless TASKTABLE_REQUIRE_SERVICES=1).
 test: install lint
 	$(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory test-django6
+
+## The Django suite again on Django 6 (django.tasks needs Python 3.12+), in .venv-django6, when
+## pyenv has a Python 3.12+ (or DJANGO6_PYTHON names one); without one it says so and succeeds:
+## the suite above ran on the django-tasks backport.
+DJANGO6_VENV := .venv-django6
+DJANGO6_PYTHON ?= $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin/python)))
+
+$(DJANGO6_VENV)/.installed-stamp: pyproject.toml
+	test -x $(DJANGO6_VENV)/bin/python || $(DJANGO6_PYTHON) -m venv $(DJANGO6_VENV)
+	$(DJANGO6_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DJANGO6_VENV)/bin/python -m pip install --quiet -e '.[postgres,dev]' 'Django>=6'
+	touch $@
+
+test-django6: install
+ifeq ($(DJANGO6_PYTHON),)
+	@echo "test-django6: skipped: no Python 3.12+ for Django 6 (pyenv has none; or set DJANGO6_PYTHON=/path/to/python3.12); the Django suite ran on the django-tasks backport."
+else
+	@$(MAKE) --no-print-directory $(DJANGO6_VENV)/.installed-stamp
+	$(DJANGO6_VENV)/bin/python -m pytest tests/contrib/django
+endif
 
 ## The reliability scenarios at full size.
 test-full: install
@@ -48,7 +69,7 @@ format: install
 	$(BIN)/ruff format src tests
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-django6
 
 ## Benchmarks (issue 6; see bench/README.md): BENCH_QUICK=1 for small sizes, PEERS=1 to also
 ## run procrastinate, pgqueuer, huey and django-tasks (installed into bench/.venv-peers).
