@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tasktable import RunningTask, TaskHandler
+from tasktable import Retry, RunningTask, TaskHandler
 
 LEDGER_TABLE = "rel_ledger"
 _ENGINES: dict[str, Any] = {}
@@ -170,3 +170,29 @@ class NeverRerun(TaskHandler):
         record(task, "start")
         time.sleep(float(task.args.get("seconds", 30)))
         record(task, "end")
+
+
+class Flaky(TaskHandler):
+    """Fails until its third attempt."""
+
+    task_name = "Flaky"
+    max_attempts = 3
+
+    def run_task(self, task: RunningTask) -> None:
+        record(task, "start")
+        if task.attempts < 3:
+            raise RuntimeError(f"flaky failure on attempt {task.attempts}")
+        task.add_message(f"done by {os.getpid()} attempt {task.attempts}")
+
+
+class RetryOnce(TaskHandler):
+    """Asks for one retry in 1 s, explicitly."""
+
+    task_name = "RetryOnce"
+    max_attempts = 2
+
+    def run_task(self, task: RunningTask) -> None:
+        record(task, "start")
+        if task.attempts == 1:
+            raise Retry(in_="1s", reason="the remote side said later")
+        task.add_message(f"done by {os.getpid()} attempt {task.attempts}")
