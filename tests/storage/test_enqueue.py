@@ -102,47 +102,45 @@ def test_enqueue_many_of_nothing(table: TaskTable) -> None:
     assert table.enqueue_many([]) == []
 
 
-@pytest.mark.parametrize(
-    ("bad", "error"),
-    [
-        ({"handler": ECHO, "args": 5}, InvalidInput),
-        ({"handler": ECHO, "args": "{not json"}, InvalidInput),
-        ({"handler": ECHO, "priority": 1000}, InvalidInput),
-        ({"handler": ECHO, "queue": "bad queue"}, InvalidInput),
-        ({"handler": "tests.support.handlers:NotAHandler"}, HandlerError),
-        ({"handler": "tests.support.nowhere:Job"}, HandlerError),
-        ({"args": {}}, InvalidInput),
-    ],
-)
-def test_enqueue_many_is_all_or_nothing(
-    table: TaskTable, bad: dict[str, object], error: type[Exception]
-) -> None:
-    items = [{"handler": ECHO, "args": {"n": 1}}, {"handler": ECHO, "args": {"n": 2}}, bad]
-    with pytest.raises(error):
-        table.enqueue_many(items)
-    assert row_count(table) == 0
+BAD_ITEMS: list[tuple[dict[str, object], type[Exception]]] = [
+    ({"handler": ECHO, "args": 5}, InvalidInput),
+    ({"handler": ECHO, "args": "{not json"}, InvalidInput),
+    ({"handler": ECHO, "priority": 1000}, InvalidInput),
+    ({"handler": ECHO, "queue": "bad queue"}, InvalidInput),
+    ({"handler": "tests.support.handlers:NotAHandler"}, HandlerError),
+    ({"handler": "tests.support.nowhere:Job"}, HandlerError),
+    ({"args": {}}, InvalidInput),
+]
 
 
-@pytest.mark.parametrize(
-    ("options", "error"),
-    [
-        ({"args": [float("nan")]}, InvalidInput),
-        ({"args": {"x": "y" * 200}}, InvalidInput),  # over the 100-byte limit set below
-        ({"delay": "30x"}, InvalidInput),
-        ({"delay": "1s", "run_at": "2030-01-01T00:00:00Z"}, InvalidInput),
-        ({"run_at": "someday"}, InvalidInput),
-        ({"max_attempts": 0}, InvalidInput),
-        ({"unique_key": ""}, InvalidInput),
-    ],
-)
-def test_bad_enqueue_writes_nothing(
-    db_url: str, settings: Settings, options: dict[str, object], error: type[Exception]
-) -> None:
+def test_enqueue_many_is_all_or_nothing(table: TaskTable) -> None:
+    for bad, error in BAD_ITEMS:
+        items = [{"handler": ECHO, "args": {"n": 1}}, {"handler": ECHO, "args": {"n": 2}}, bad]
+        with pytest.raises(error):
+            table.enqueue_many(items)
+        assert row_count(table) == 0, bad
+
+
+BAD_OPTIONS: list[dict[str, object]] = [
+    {"args": [float("nan")]},
+    {"args": {"x": "y" * 200}},  # over the 100-byte limit set below
+    {"delay": "30x"},
+    {"delay": "-5"},
+    {"delay": "1s", "run_at": "2030-01-01T00:00:00Z"},
+    {"run_at": "someday"},
+    {"max_attempts": 0},
+    {"unique_key": ""},
+    {"timeout": -1},
+]
+
+
+def test_bad_enqueue_writes_nothing(db_url: str, settings: Settings) -> None:
     with TaskTable(db_url, settings=settings.replace(max_args_bytes=100)) as table:
         table.migrate()
-        with pytest.raises(error):
-            table.enqueue(ECHO, **options)
-        assert row_count(table) == 0
+        for options in BAD_OPTIONS:
+            with pytest.raises(InvalidInput):
+                table.enqueue(ECHO, **options)
+            assert row_count(table) == 0, options
 
 
 def test_a_handler_outside_the_allowlist_is_refused_and_writes_nothing(
@@ -193,15 +191,14 @@ def test_unique_key_returns_the_running_task(table: TaskTable) -> None:
     assert row_count(table) == 1
 
 
-@pytest.mark.parametrize("status", [TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.CANCELLED])
-def test_unique_key_is_free_again_once_the_task_finished(
-    table: TaskTable, status: TaskStatus
-) -> None:
-    old = make_status(table, status, unique_key="order-9")
-    new = table.enqueue(ECHO, unique_key="order-9")
-    assert new.id != old.id
-    assert table.enqueue(ECHO, unique_key="order-9").id == new.id
-    assert row_count(table) == 2
+def test_unique_key_is_free_again_once_the_task_finished(table: TaskTable) -> None:
+    for status in (TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.CANCELLED):
+        key = f"order-{status.value}"
+        old = make_status(table, status, unique_key=key)
+        new = table.enqueue(ECHO, unique_key=key)
+        assert new.id != old.id, status
+        assert table.enqueue(ECHO, unique_key=key).id == new.id, status
+    assert row_count(table) == 6
 
 
 def test_different_unique_keys_do_not_collide(table: TaskTable) -> None:

@@ -34,37 +34,30 @@ def names(page_tasks: list[Task]) -> set[str]:
     return {t.name for t in page_tasks}
 
 
-@pytest.fixture
-def named(table: TaskTable) -> TaskTable:
+NAME_CASES: list[tuple[str, set[str]]] = [
+    ("%", {"100% done"}),
+    ("100%", {"100% done"}),
+    ("_", {"under_score"}),
+    ("r_s", {"under_score"}),
+    ("'", {"it's quoted", "' OR 1=1 --"}),
+    ('"hi"', {'say "hi"'}),
+    ("' OR 1=1 --", {"' OR 1=1 --"}),
+    ("\\", {"back\\slash"}),
+    ("/", {"slash/path"}),
+    ("[bracket]", {"[bracket]"}),
+    ("caps name", {"Caps Name"}),
+    ("CAPS", {"Caps Name"}),
+    ("done", {"100% done", "100 percent done"}),
+    ("nothing like it", set()),
+]
+
+
+def test_name_filter_is_a_literal_case_insensitive_substring(table: TaskTable) -> None:
     for name in TRICKY_NAMES:
         table.enqueue(ECHO, name=name)
-    return table
-
-
-@pytest.mark.parametrize(
-    ("needle", "expected"),
-    [
-        ("%", {"100% done"}),
-        ("100%", {"100% done"}),
-        ("_", {"under_score"}),
-        ("r_s", {"under_score"}),
-        ("'", {"it's quoted", "' OR 1=1 --"}),
-        ('"hi"', {'say "hi"'}),
-        ("' OR 1=1 --", {"' OR 1=1 --"}),
-        ("\\", {"back\\slash"}),
-        ("/", {"slash/path"}),
-        ("[bracket]", {"[bracket]"}),
-        ("caps name", {"Caps Name"}),
-        ("CAPS", {"Caps Name"}),
-        ("done", {"100% done", "100 percent done"}),
-        ("nothing like it", set()),
-    ],
-)
-def test_name_filter_is_a_literal_case_insensitive_substring(
-    named: TaskTable, needle: str, expected: set[str]
-) -> None:
-    assert names(named.list(name=needle).tasks) == expected
-    assert named.count(name=needle) == len(expected)
+    for needle, expected in NAME_CASES:
+        assert names(table.list(name=needle).tasks) == expected, needle
+        assert table.count(name=needle) == len(expected), needle
 
 
 def test_status_filter(table: TaskTable) -> None:
@@ -225,19 +218,20 @@ SORTS: list[tuple[str, Callable[[Task], Any]]] = [
 ]
 
 
-@pytest.mark.parametrize("descending", [True, False], ids=["desc", "asc"])
 @pytest.mark.parametrize(("field", "key"), SORTS, ids=[s[0] for s in SORTS])
-@pytest.mark.parametrize("limit", [1, 4])
 def test_keyset_paging_with_ties_has_no_duplicates_and_no_gaps(
-    tied: TaskTable, field: str, key: Callable[[Task], Any], descending: bool, limit: int
+    tied: TaskTable, field: str, key: Callable[[Task], Any]
 ) -> None:
-    sort = f"-{field}" if descending else field
-    pages = walk(tied, sort, limit)
-    flat = [i for page in pages for i in page]
-    assert len(flat) == len(set(flat)) == 23
-    assert flat == expected_order(tied, key, descending)
-    assert all(len(page) == limit for page in pages[:-1])
-    assert 1 <= len(pages[-1]) <= limit
+    for descending in (True, False):
+        expected = expected_order(tied, key, descending)
+        for limit in (1, 4):
+            case = f"sort={'-' if descending else ''}{field} limit={limit}"
+            pages = walk(tied, f"-{field}" if descending else field, limit)
+            flat = [i for page in pages for i in page]
+            assert len(flat) == len(set(flat)) == 23, case
+            assert flat == expected, case
+            assert all(len(page) == limit for page in pages[:-1]), case
+            assert 1 <= len(pages[-1]) <= limit, case
 
 
 def test_paging_with_a_filter(tied: TaskTable) -> None:
