@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser run test test-django6 test-full lint format bench clean-venv
+.PHONY: install browser run example test test-django6 test-full lint format bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ install: $(STAMP) $(CHROMIUM)
 ## The demo: a worker with 5 slots on the embedded SQLite default, and example tasks.
 run: install
 	$(BIN)/tasktable demo
+
+## The seed's example as an app: a small shop admin (Flask) and a worker, on
+## http://127.0.0.1:5000/ (examples/shop; SHOP_PORT, SHOP_DATABASE_URL to change).
+example: install
+	$(BIN)/python -m examples.shop
 
 ## The whole suite: lint, types, then every test (PostgreSQL/MariaDB tests skip if absent,
 ## unless TASKTABLE_REQUIRE_SERVICES=1).
