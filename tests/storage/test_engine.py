@@ -1,0 +1,72 @@
+"""Database URLs: bad ones fail before any I/O, unreachable ones with one sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasktable import TaskTable
+from tasktable.errors import DatabaseError, InvalidInput
+from tasktable.settings import Settings
+
+from .helpers import ECHO, row_count
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("not a url", "Cannot parse database URL"),
+        ("postgresql://user:s3cret@host:notaport/db", "Cannot parse database URL"),
+        ("oracle://scott:tiger@localhost/orcl", "Unsupported database 'oracle'"),
+        ("sqlite://", "in-memory SQLite"),
+        ("sqlite:///:memory:", "in-memory SQLite"),
+    ],
+)
+def test_bad_urls_fail_at_once(url: str, match: str, settings: Settings) -> None:
+    with pytest.raises(InvalidInput, match=match) as caught:
+        TaskTable(url, settings=settings).count()
+    assert "s3cret" not in str(caught.value)
+    assert "tiger" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://tt:s3cret@127.0.0.1:1/tasks",
+        "mysql://tt:s3cret@127.0.0.1:1/tasks",
+    ],
+)
+def test_an_unreachable_server_is_one_sentence_without_the_password(
+    url: str, settings: Settings
+) -> None:
+    table = TaskTable(url, settings=settings)
+    try:
+        with pytest.raises(DatabaseError, match="Cannot connect to the database at") as caught:
+            table.count()
+    finally:
+        table.close()
+    message = str(caught.value)
+    assert "s3cret" not in message
+    assert "127.0.0.1:1" in message
+    assert "\n" not in message
+
+
+def test_dialect_aliases(settings: Settings, tmp_path: Path) -> None:
+    from tasktable.storage.engine import parse_url
+
+    assert parse_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert parse_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert parse_url("mysql://u@h/db").drivername == "mysql+pymysql"
+    assert parse_url("mariadb://u@h/db").drivername == "mariadb+pymysql"
+    assert parse_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+    assert parse_url(f"sqlite:///{tmp_path}/x.db").drivername == "sqlite"
+
+
+def test_many_tasks_in_one_enqueue(table: TaskTable) -> None:
+    count = 2500  # past the 1000-row batches SQLAlchemy splits an executemany into
+    tasks = table.enqueue_many([{"handler": ECHO, "args": {"n": n}} for n in range(count)])
+    assert [t.args["n"] for t in tasks] == list(range(count))
+    ids = [t.id for t in tasks]
+    assert ids == sorted(ids) and len(set(ids)) == count
+    assert row_count(table) == count
