@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tasktable import TaskTable
+
 from .conftest import Tasktable
 
 H = "tests.support.handlers"
@@ -44,7 +46,8 @@ def _texts(task: dict[str, Any]) -> list[str]:
 
 
 def test_the_seed_mass_action(tasktable: Tasktable, url: str, tmp_path: Path) -> None:
-    """Enqueue "90 - Delivered | Update Status" for some orders; a burst worker runs it."""
+    """Enqueue "90 - Delivered | Update Status" for some orders; a burst worker runs it.
+    The same action without order_ids fails as the seed's does."""
     task_id = _enqueue(
         tasktable,
         url,
@@ -52,6 +55,7 @@ def test_the_seed_mass_action(tasktable: Tasktable, url: str, tmp_path: Path) ->
         "--args",
         json.dumps({"order_ids": ["357028", 357029, 357030], "seconds_per_order": 0}),
     )
+    missing = _enqueue(tasktable, url, MASS_ACTION, "--args", "{}")
     pending = _show(tasktable, url, task_id)
     assert pending["status"] == "pending"
     assert pending["name"] == "90 - Delivered | Update Status"
@@ -67,25 +71,21 @@ def test_the_seed_mass_action(tasktable: Tasktable, url: str, tmp_path: Path) ->
     orders = json.loads((tmp_path / "orders.json").read_text())
     assert sorted(orders) == ["357028", "357029", "357030"]
     assert {o["status"] for o in orders.values()} == {"complete_delivered"}
+    failed = _show(tasktable, url, missing)
+    assert failed["status"] == "error"
+    assert "Argument order_ids is missing." in _texts(failed)
 
 
-def test_the_mass_action_without_order_ids_fails_like_the_seed(
-    tasktable: Tasktable, url: str
+def test_each_way_a_task_ends(
+    tasktable: Tasktable, url: str, reader: TaskTable, env: dict[str, str]
 ) -> None:
-    task_id = _enqueue(tasktable, url, MASS_ACTION, "--args", "{}")
-    _burst(tasktable, url)
-    task = _show(tasktable, url, task_id)
-    assert task["status"] == "error"
-    assert "Argument order_ids is missing." in _texts(task)
-
-
-def test_each_way_a_task_ends(tasktable: Tasktable, url: str, env: dict[str, str]) -> None:
-    """An exception, task.fail, an async handler and an @handler function, in one burst."""
-    boom = _enqueue(tasktable, url, f"{H}:Boom")
-    soft = _enqueue(tasktable, url, f"{H}:SoftFail")
-    async_ = _enqueue(tasktable, url, f"{H}:AsyncEcho")
-    function = _enqueue(tasktable, url, f"{H}:plain_function", "--args", "[1, 2]")
-    progressive = _enqueue(tasktable, url, f"{H}:Progressive", "--args", '{"total": 4}')
+    """An exception, task.fail, an async handler and an @handler function, in one burst.
+    (Enqueued in-process to keep subprocesses few; the CLI enqueue is tested above.)"""
+    boom = reader.enqueue(f"{H}:Boom").id
+    soft = reader.enqueue(f"{H}:SoftFail").id
+    async_ = reader.enqueue(f"{H}:AsyncEcho").id
+    function = reader.enqueue(f"{H}:plain_function", [1, 2]).id
+    progressive = reader.enqueue(f"{H}:Progressive", {"total": 4}).id
 
     _burst(tasktable, url)
     tasks = _all(tasktable, url)
@@ -125,11 +125,14 @@ def test_each_way_a_task_ends(tasktable: Tasktable, url: str, env: dict[str, str
     assert reported["files"] == [{"filename": "report.csv", "content_type": "text/csv", "size": 15}]
 
 
-def test_a_path_that_is_no_handler_ends_error_at_run_time(tasktable: Tasktable, url: str) -> None:
-    """--no-verify skips the enqueue check; the worker checks again and says what is wrong."""
-    missing = _enqueue(tasktable, url, "tests.support.nowhere:Gone", "--no-verify")
-    plain = _enqueue(tasktable, url, f"{H}:NotAHandler", "--no-verify")
-    function = _enqueue(tasktable, url, f"{H}:not_a_handler", "--no-verify")
+def test_a_path_that_is_no_handler_ends_error_at_run_time(
+    tasktable: Tasktable, url: str, reader: TaskTable
+) -> None:
+    """verify=False (--no-verify) skips the enqueue check; the worker checks again and
+    says what is wrong."""
+    missing = reader.enqueue("tests.support.nowhere:Gone", verify=False).id
+    plain = reader.enqueue(f"{H}:NotAHandler", verify=False).id
+    function = reader.enqueue(f"{H}:not_a_handler", verify=False).id
 
     _burst(tasktable, url)
     tasks = _all(tasktable, url)
