@@ -22,7 +22,7 @@ def run_demo(
 ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-c", "from tasktable.cli.main import run; run()"]
     return subprocess.run(
-        [*command, "--db", url, "demo", *options],
+        [*command, "--db", url, "demo", "--no-serve", *options],  # the dashboard: tests/dashboard
         cwd=tmp_path,
         env={**env, "COLUMNS": "300"},  # Rich wraps at 80 columns when not on a terminal
         capture_output=True,

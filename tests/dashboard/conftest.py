@@ -214,8 +214,10 @@ def login(page: Any, server: Server, name: str) -> None:
     page.goto(f"{server.base}/login")
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", server.passwords[name])
-    page.click("form button[type=submit]")
-    page.wait_for_selector("[data-testid=logout]")
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
+    if page.locator("[data-testid=logout]").count() == 0:
+        raise AssertionError(f"login as {name} failed at {page.url}: {page.inner_text('main')}")
 
 
 def screenshot(page: Any, server: Server, name: str) -> Path:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 from rich import box
@@ -100,9 +101,25 @@ class DemoRun:
     show_default=True,
     help="Orders the mass action marks delivered.",
 )
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="Serve the dashboard on 127.0.0.1 (a fresh login is printed) while the demo "
+    "runs and after it, until Ctrl-C.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--serve-seconds", type=click.FloatRange(min=0), default=None, hidden=True)
 @command_options
 @pass_state
-def demo(state: CliState, slots: int, orders: int) -> int:
+def demo(
+    state: CliState,
+    slots: int,
+    orders: int,
+    serve: bool,
+    port: int,
+    serve_seconds: float | None,
+) -> int:
     """Run example tasks (the seed's mass action, a CSV export, a failure) with a worker."""
     from ..worker.supervisor import Worker
 
@@ -112,6 +129,7 @@ def demo(state: CliState, slots: int, orders: int) -> int:
     setup_logging(table.settings.log_file, verbose=state.verbose, stderr=False)
     console = Console(highlight=False)
     _intro(console, table, applied, slots)
+    dashboard = _serve_dashboard(console, table, port) if serve else None
     run = DemoRun(
         mass_ids=_mass_action(console, table, orders), import_id=_failing_import(console, table)
     )
@@ -133,7 +151,34 @@ def demo(state: CliState, slots: int, orders: int) -> int:
     finally:
         worker_done.set()
         watcher.join(timeout=10)
-    return _finish(console, state, table, run, code, time.monotonic() - started)
+    result = _finish(console, state, table, run, code, time.monotonic() - started)
+    if dashboard is not None:
+        server, login = dashboard
+        if run.done:
+            console.print()
+            console.print(f"[bold]Dashboard:[/] {server.url}  (log in as {login}; Ctrl-C stops it)")
+            server.wait(serve_seconds)
+        else:
+            server.stop()
+    return result
+
+
+def _serve_dashboard(console: Console, table: TaskTable, port: int) -> tuple[Any, str] | None:
+    """The dashboard in a thread on 127.0.0.1, with a fresh login; None if it cannot listen."""
+    from ..dashboard.serving import DEMO_USER, ThreadedServer, fresh_login
+
+    password = fresh_login(table)
+    server = ThreadedServer(table, port=port)
+    if not server.start():
+        console.print(
+            f"[yellow]The dashboard could not listen on 127.0.0.1:{port}; the demo runs "
+            "without it (try --port).[/]"
+        )
+        return None
+    login = f"user [bold]{DEMO_USER}[/], password [bold]{password}[/]"
+    console.print(f"Dashboard: {server.url} ({login})")
+    console.print()
+    return server, login
 
 
 def _intro(console: Console, table: TaskTable, applied: Sequence[int], slots: int) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-WIDTH = 760
-HEIGHT = 220
-LEFT = 44  # room for the y-axis labels
+WIDTH = 1200
+HEIGHT = 240
+LEFT = 48  # room for the y-axis labels
 BOTTOM = 24  # room for the x-axis labels
 TOP = 10
 

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import jinja2
-from markupsafe import Markup
 
 from ..core.task import ActionLink
 
@@ -87,6 +86,14 @@ def percent(done: int, total: int | None) -> int:
     return max(0, min(100, round(done * 100 / total)))
 
 
+def handler_parts(path: str) -> tuple[str, str]:
+    """``pkg.mod:Class`` (or ``pkg.mod.Class``) -> ``("pkg.mod", "Class")``."""
+    module, sep, name = path.rpartition(":")
+    if not sep:
+        module, _, name = path.rpartition(".")
+    return module, name
+
+
 def _safe_url_text(text: str) -> bool:
     return bool(text) and all(0x20 < ord(c) != 0x7F for c in text)
 
@@ -159,6 +166,7 @@ def environment() -> jinja2.Environment:
         size=fmt_size,
         pretty_json=pretty_json,
         short_json=short_json,
+        handler_parts=handler_parts,
     )
     env.globals.update(
         percent=percent,
@@ -174,4 +182,4 @@ def render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
     return env.get_template(name).render(context)
 
 
-__all__ = ["Markup", "action_href", "environment", "render"]
+__all__ = ["action_href", "environment", "render"]

@@ -183,7 +183,7 @@ class Form:
 async def read_form(request: Request) -> Form:
     """The body as a url-encoded form, at most :data:`FORM_LIMIT` bytes."""
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
+    if media not in ("application/x-www-form-urlencoded", ""):  # "": an empty POST
         raise Refused(415, "Forms must be sent url-encoded.")
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > FORM_LIMIT):
