@@ -320,3 +320,45 @@ def test_rescue_leaves_pending_and_finished_tasks_alone(table: TaskTable) -> Non
     assert table.storage.rescue(DEAD_AFTER, max_lost=3) == []
     assert snapshot(table) == before
     assert file_rows(table) == 0
+
+
+# -- a cancel request wins over running again ----------------------------------------
+
+
+def requested(table: TaskTable) -> Task:
+    """A running task someone asked to cancel (the worker has not noticed yet)."""
+    table.enqueue(ECHO, unique_key="cancel-me")
+    worker = register(table)
+    claimed = claim_one(table, worker)
+    assert table.cancel(claimed.id) == ([], [claimed.id])
+    return claimed
+
+
+def assert_cancelled_for_good(table: TaskTable, task_id: int) -> None:
+    task = table.get(task_id)
+    assert task.status is TaskStatus.CANCELLED
+    assert task.finished_at is not None and task.claim_token is None
+    assert table.storage.claim(register(table), (), 10) == []
+    assert table.enqueue(ECHO, unique_key="cancel-me").id != task_id  # the key is free
+
+
+def test_a_release_does_not_undo_a_cancel_request(table: TaskTable) -> None:
+    claimed = requested(table)
+    assert table.storage.release(claimed, Message(text="worker shutting down"))
+    assert_cancelled_for_good(table, claimed.id)
+    assert table.get(claimed.id).messages[0].text == "worker shutting down"
+
+
+def test_a_retry_outcome_does_not_undo_a_cancel_request(table: TaskTable) -> None:
+    claimed = requested(table)
+    retry = Outcome(status=TaskStatus.PENDING, messages=(Message(text="again"),), error="boom")
+    assert table.storage.finish(claimed, retry)
+    assert_cancelled_for_good(table, claimed.id)
+
+
+def test_a_rescue_does_not_undo_a_cancel_request(table: TaskTable) -> None:
+    claimed = requested(table)
+    assert claimed.worker is not None
+    table.storage.deregister_worker(claimed.worker)
+    assert table.storage.rescue(DEAD_AFTER, max_lost=3) == [claimed.id]
+    assert_cancelled_for_good(table, claimed.id)

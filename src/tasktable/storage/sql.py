@@ -46,12 +46,13 @@ from .rows import (
     messages_json,
     task_from_row,
 )
-from .schema import file_table, task_table, worker_table
+from .schema import file_table, periodic_table, task_table, worker_table
 from .types import UTCDateTime, utcnow
 
 T = task_table.c
 F = file_table.c
 W = worker_table.c
+P = periodic_table.c
 _RUNNING = TaskStatus.RUNNING.value
 #: created_at and a missing run_at come from the database clock.
 _INSERT = insert(task_table).values(
@@ -605,6 +606,42 @@ class SQLStorage:
                 if result.rowcount:
                     rescued.append(int(task_id))
         return rescued
+
+    # -- periodic tasks -----------------------------------------------------------
+    def periodic_ticks(self) -> dict[str, datetime]:
+        with self._read() as conn:
+            rows = conn.execute(select(periodic_table.c.name, periodic_table.c.last_tick)).all()
+        return {str(name): tick for name, tick in rows}
+
+    def take_tick(
+        self, name: str, tick: datetime, task: NewTask | None, *, enqueue_if_new: bool = True
+    ) -> tuple[bool, Task | None]:
+        """Move periodic ``name`` to ``tick`` if it is behind (or new), and insert
+        ``task`` in the same transaction: of all workers trying the same tick,
+        exactly one wins. Returns (won, the task inserted)."""
+        with self._write() as conn:
+            won = conn.execute(
+                update(periodic_table)
+                .where(P.name == name, P.last_tick < tick)
+                .values(last_tick=tick)
+            ).rowcount
+            if not won:
+                if conn.execute(select(P.name).where(P.name == name)).first() is not None:
+                    return False, None
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(periodic_table).values(name=name, last_tick=tick))
+                except sa_exc.IntegrityError:  # another worker saw it first
+                    return False, None
+                if not enqueue_if_new:
+                    return True, None
+            if task is None:
+                return True, None
+            if task.unique_key is not None:
+                task_id = self._insert_unique(conn, task)
+            else:
+                task_id = int(conn.execute(_INSERT.returning(T.id), self._new_row(task)).one()[0])
+            return True, self._fetch(conn, [task_id])[0]
 
     def server_now(self) -> datetime:
         with self._read() as conn:
