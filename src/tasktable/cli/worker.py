@@ -55,6 +55,14 @@ from .main import cli
     help="Run each slot in a child process (timeouts and crashes contained) or a thread "
     "(lighter, for I/O-bound handlers; a hung thread cannot be stopped).",
 )
+@click.option(
+    "--periodic",
+    "periodic_spec",
+    default=None,
+    envvar="TASKTABLE_PERIODIC",
+    metavar="FILE|MODULE:ATTR",
+    help="Periodic tasks to enqueue on cron ticks: a .toml/.json file or a module:attribute.",
+)
 @command_options
 @pass_state
 def worker(
@@ -65,11 +73,15 @@ def worker(
     max_seconds: float | None,
     grace: str,
     mode: str,
+    periodic_spec: str | None,
 ) -> int:
     """Run tasks, SLOTS at a time, until stopped (SIGTERM/SIGINT finish gracefully)."""
     grace_seconds = parse_duration(grace).total_seconds()  # bad input fails before any I/O
     queue_list = [validate_queue(q) for value in queues for q in value.split(",") if q]
+    from ..worker.periodic import load_periodic
     from ..worker.supervisor import Worker
+
+    periodic = load_periodic(periodic_spec) if periodic_spec else []
 
     table = state.table()
     setup_logging(table.settings.log_file, verbose=state.verbose)
@@ -82,6 +94,7 @@ def worker(
         grace=grace_seconds,
         mode="thread" if mode == "thread" else "process",
         verbose=state.verbose,
+        periodic=periodic,
     )
     return run.run()
 

@@ -212,6 +212,17 @@ class Storage(Protocol):
     def rescue(self, dead_after: float, max_lost: int) -> list[int]:
         """Return tasks of dead workers to pending, or end them ``error``."""
 
+    def periodic_ticks(self) -> dict[str, datetime]:
+        """The last tick enqueued of each periodic task, by name."""
+
+    def take_tick(
+        self, name: str, tick: datetime, task: NewTask | None, *, enqueue_if_new: bool = True
+    ) -> tuple[bool, Task | None]:
+        """Advance periodic ``name`` to ``tick`` if it is behind, inserting ``task``
+        in the same transaction; exactly one caller wins each tick. A name seen
+        for the first time is recorded, and its task inserted only when
+        ``enqueue_if_new``. Returns (won, the task inserted)."""
+
     def server_now(self) -> datetime:
         """The database's clock (also a cheap "is it reachable" probe)."""
 

@@ -16,6 +16,8 @@ frees up or the poll interval passes.
   it never claims under the old id.
 - Database outage: every loop retries with capped back-off; after
   ``max_db_outage`` the worker exits with code 3 so a supervisor restarts it.
+- Periodic tasks and the cleaner: every worker tries each tick; the database
+  gives it to exactly one (``periodic.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -38,6 +41,7 @@ from ..storage.base import Outcome, WorkerInfo
 from .completer import Completer
 from .health import DbHealth
 from .maintenance import CANCEL_POLL, CancelWatch, Cleaner, Every, Heartbeat, Rescuer
+from .periodic import RESERVED_PREFIX, SCHEDULER_INTERVAL, Periodic, Scheduler, plan
 from .slots import RELEASE_MESSAGE, Mode, SlotPool
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ log = logging.getLogger("tasktable.worker")
 EXIT_OK = 0
 EXIT_DB_OUTAGE = 3
 CLOSE_TIMEOUT = 15.0  # seconds to wait for slots to release their runs at exit
+CLEANER_TICK = f"{RESERVED_PREFIX}cleaner"
 
 
 def new_worker_id() -> str:
@@ -67,6 +72,7 @@ class Worker:
         max_db_outage: float | None = None,
         mode: Mode = "process",
         verbose: bool = False,
+        periodic: Sequence[Periodic] = (),
     ) -> None:
         if slots < 1:
             raise ValueError("A worker needs at least one slot.")
@@ -111,6 +117,8 @@ class Worker:
         )
         self.rescuer = Rescuer(self.storage, self.dead_after, health=self.health)
         self.loops: list[Every] = []
+        # Checked now (cron, handler, args), so a bad schedule fails at start.
+        self.scheduler = Scheduler(self.storage, plan(table, periodic))
 
     # -- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -185,14 +193,30 @@ class Worker:
             Every(
                 "tasktable-cleaner",
                 self.settings.clean_interval.total_seconds(),
-                lambda: cleaner.run_once(self.stop_event),
+                lambda: self._clean(cleaner),
                 self.stop_event,
                 first=5.0,
+                health=self.health,
+            ),
+            Every(
+                "tasktable-scheduler",
+                SCHEDULER_INTERVAL,
+                self.scheduler.run_once,
+                self.stop_event,
+                first=0.5,
                 health=self.health,
             ),
         ]
         for loop in self.loops:
             loop.start()
+
+    def _clean(self, cleaner: Cleaner) -> int:
+        """Clean once per ``clean_interval`` tick, by whichever worker takes the tick."""
+        interval = self.settings.clean_interval.total_seconds()
+        now = self.storage.server_now().timestamp()
+        tick = datetime.fromtimestamp(now - now % interval, UTC)
+        won, _ = self.storage.take_tick(CLEANER_TICK, tick, None)
+        return cleaner.run_once(self.stop_event) if won else 0
 
     def _held_ids(self) -> list[int]:
         return [task.id for task in self.pool.running()]
