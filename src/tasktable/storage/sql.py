@@ -24,7 +24,9 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    null,
     select,
+    true,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -497,6 +499,13 @@ class SQLStorage:
             )
             if not outcome.charge_attempt:
                 values["attempts"] = T.attempts - 1
+            # A cancel request wins over running again: decided in this same write.
+            asked = T.cancel_requested == true()
+            values.update(
+                status=case((asked, TaskStatus.CANCELLED.value), else_=_PENDING),
+                finished_at=case((asked, utcnow()), else_=null()),
+                active_key=case((asked, null()), else_=T.active_key),
+            )
         with self._write() as conn:
             return bool(
                 conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount
@@ -558,18 +567,26 @@ class SQLStorage:
             conn.execute(delete(worker_table).where(W.heartbeat_at < utcnow(-dead_after)))
             stale = conn.execute(
                 select(
-                    T.id, T.claim_token, T.messages, T.lost_count, T.worker, T.rerun_on_loss
+                    T.id,
+                    T.claim_token,
+                    T.messages,
+                    T.lost_count,
+                    T.worker,
+                    T.rerun_on_loss,
+                    T.cancel_requested,
                 ).where(
                     T.status == _RUNNING,
                     (T.heartbeat_at < utcnow(-dead_after))
                     | T.worker.not_in(select(W.id).scalar_subquery()),
                 )
             ).all()
-            for task_id, token, messages, lost, worker, rerun in stale:
+            for task_id, token, messages, lost, worker, rerun, asked in stale:
                 lost = int(lost) + 1
                 history = json.loads(messages or "[]")
-                final = lost >= max_lost or not rerun
-                if not rerun:
+                final = lost >= max_lost or not rerun or bool(asked)
+                if asked:  # a cancel request wins over running again
+                    text = f"Worker {worker} was lost (no heartbeat); cancelled at request."
+                elif not rerun:
                     text = (
                         f"Worker {worker} was lost (no heartbeat); this task's handler does "
                         "not allow running it again (rerun_on_loss = False)."
@@ -583,13 +600,18 @@ class SQLStorage:
                     error = f"worker lost {lost} times"
                 else:
                     text = f"Worker {worker} was lost (no heartbeat); the task will run again."
-                history.append(Message(text=text, level="error" if final else "warning").to_json())
+                level = "error" if final and not asked else "warning"
+                history.append(Message(text=text, level=level).to_json())
                 values: dict[str, Any] = {
                     "messages": json.dumps(history, ensure_ascii=False, separators=(",", ":")),
                     "lost_count": lost,
                     "claim_token": None,
                 }
-                if final:
+                if asked:
+                    values.update(
+                        status=TaskStatus.CANCELLED.value, finished_at=utcnow(), active_key=None
+                    )
+                elif final:
                     values.update(
                         status=TaskStatus.ERROR.value,
                         finished_at=utcnow(),
@@ -600,7 +622,12 @@ class SQLStorage:
                     values.update(status=_PENDING, worker=None, heartbeat_at=None, run_at=utcnow())
                 result = conn.execute(
                     update(task_table)
-                    .where(T.id == task_id, T.status == _RUNNING, T.claim_token == token)
+                    .where(
+                        T.id == task_id,
+                        T.status == _RUNNING,
+                        T.claim_token == token,
+                        T.cancel_requested == asked,  # a request made since is seen next time
+                    )
                     .values(values)
                 )
                 if result.rowcount:
