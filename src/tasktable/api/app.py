@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
 
 from ..app import TaskTable
 from ..auth.service import Identity, Principal
@@ -80,26 +81,33 @@ def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+class _Fallback(Route):
+    """Anything under the API prefix that no operation takes, for every method: a JSON
+    405 (with Allow) for a known path, a JSON 404 for any other path."""
 
+    def __init__(self, path: str, api_routes: list[Route]) -> None:
+        super().__init__(path, self._respond, methods=["GET"])
+        self.api_routes = api_routes
 
-def _fallback(api_routes: list[Route]) -> Any:
-    """A JSON 405 (with Allow) for a known path, a JSON 404 for any other path."""
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        return (Match.FULL if match == Match.PARTIAL else match), child
 
-    async def unknown_route(request: Request) -> Response:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
         allowed = sorted(
             {
-                m
-                for r in api_routes
-                if r.matches(request.scope)[0] != Match.NONE
-                for m in r.methods or ()
+                method
+                for route in self.api_routes
+                if route.matches(request.scope)[0] != Match.NONE
+                for method in route.methods or ()
             }
         )
         if allowed:
             return _http_error(request, HTTPException(405, headers={"Allow": ", ".join(allowed)}))
         return _http_error(request, HTTPException(404))
-
-    return unknown_route
 
 
 def _server_error(request: Request, exc: Exception) -> Response:
@@ -196,7 +204,7 @@ def create_app(
     api_routes = [Route(e.route, _endpoint(ctx, e), methods=[e.method]) for e in table_endpoints]
     routes: list[BaseRoute] = list(api_routes)
     # Anything else under the prefix is a JSON 404 or 405, whatever extra_routes hold.
-    routes.append(Route(API_PREFIX + "/{rest:path}", _fallback(api_routes), methods=_ALL_METHODS))
+    routes.append(_Fallback(API_PREFIX + "/{rest:path}", api_routes))
     routes.extend(extra_routes)
 
     @contextlib.asynccontextmanager

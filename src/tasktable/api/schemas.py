@@ -47,6 +47,49 @@ _JSON_ARGS = {
     "anyOf": [{"type": "object"}, {"type": "array"}],
 }
 
+
+def _new_task(when: str) -> dict[str, Any]:
+    """A task to enqueue, with ``run_at`` or ``delay`` (the two are exclusive)."""
+    timing = {
+        "run_at": {**_TIME, "description": "Not before this time (UTC if no offset)."},
+        "delay": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_DELAY,
+            "description": "Not before this many seconds from now.",
+        },
+    }
+    return {
+        "type": "object",
+        "title": f"NewTask ({when})",
+        "required": ["handler"],
+        "additionalProperties": False,
+        "properties": {
+            "handler": ref("HandlerPath"),
+            "args": _JSON_ARGS,
+            "name": ref("TaskName"),
+            "queue": ref("Queue"),
+            "priority": ref("Priority"),
+            when: timing[when],
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT},
+            "timeout": {
+                "type": "number",
+                "minimum": 0,
+                "exclusiveMinimum": True,
+                "maximum": MAX_TIMEOUT,
+                "description": "Seconds the task may run.",
+            },
+            "unique_key": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_UNIQUE_KEY_LENGTH,
+                "pattern": NO_NUL,
+                "description": "No second pending or running task with this key.",
+            },
+        },
+    }
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     # -- errors ------------------------------------------------------------------
     "Error": {
@@ -204,44 +247,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     # -- requests -------------------------------------------------------------------
     "NewTask": {
-        "type": "object",
         "description": "A task to enqueue. The handler must match TASKTABLE_HANDLERS "
-        "(checked on its text, before anything is imported).",
-        "required": ["handler"],
-        "additionalProperties": False,
-        "not": {
-            "required": ["run_at", "delay"],
-            "x-message": "Give either run_at or delay, not both.",
-        },
-        "properties": {
-            "handler": ref("HandlerPath"),
-            "args": _JSON_ARGS,
-            "name": ref("TaskName"),
-            "queue": ref("Queue"),
-            "priority": ref("Priority"),
-            "run_at": {**_TIME, "description": "Not before this time (UTC if no offset)."},
-            "delay": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": MAX_DELAY,
-                "description": "Not before this many seconds from now.",
-            },
-            "max_attempts": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS_LIMIT},
-            "timeout": {
-                "type": "number",
-                "minimum": 0,
-                "exclusiveMinimum": True,
-                "maximum": MAX_TIMEOUT,
-                "description": "Seconds the task may run.",
-            },
-            "unique_key": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_UNIQUE_KEY_LENGTH,
-                "pattern": NO_NUL,
-                "description": "No second pending or running task with this key.",
-            },
-        },
+        "(checked on its text, before anything is imported). Give run_at or delay, not both.",
+        "anyOf": [_new_task("run_at"), _new_task("delay")],
+        "x-message": "Give either run_at or delay, not both.",
     },
     "TaskChanges": {
         "type": "object",
@@ -284,6 +293,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "BulkRequest": {
         "description": "Either `ids`, or a `filter` (with at most `limit` tasks acted on, "
         "lowest ids first).",
+        "x-message": "Give either ids or a filter (with an optional limit), not both.",
         "anyOf": [
             {
                 "type": "object",

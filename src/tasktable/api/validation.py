@@ -153,7 +153,7 @@ class Validator:
             if "type" in schema or "anyOf" not in schema:
                 raise SchemaViolation(f"{where} cannot be null.")
         if "anyOf" in schema:
-            return self._any_of(value, schema["anyOf"], where)
+            return self._any_of(value, schema, where)
         if "not" in schema:
             self._not(value, schema["not"], where)
         kind = schema.get("type")
@@ -172,18 +172,20 @@ class Validator:
             return self._object(value, schema, where)
         return value
 
-    def _any_of(self, value: Any, options: list[Mapping[str, Any]], where: str) -> Any:
-        reasons = []
-        for option in options:
+    def _any_of(self, value: Any, schema: Mapping[str, Any], where: str) -> Any:
+        reasons: list[tuple[Mapping[str, Any], str]] = []
+        for option in schema["anyOf"]:
             try:
                 return self.check(value, option, where)
             except SchemaViolation as exc:
-                reasons.append(str(exc))
-        raise SchemaViolation(
-            reasons[0]
-            if len(reasons) == 1
-            else f"{where} has the wrong shape: " + " Or: ".join(reasons)
-        )
+                reasons.append((self.resolve(option), str(exc)))
+        if isinstance(value, dict):  # report the option that names every given field
+            for option, reason in reasons:
+                if set(value) <= set(option.get("properties", {})):
+                    raise SchemaViolation(reason)
+        if "x-message" in schema:
+            raise SchemaViolation(str(schema["x-message"]))
+        raise SchemaViolation(reasons[0][1])
 
     def _not(self, value: Any, schema: Mapping[str, Any], where: str) -> None:
         try:
