@@ -303,3 +303,14 @@ def test_tasktable_handlers_join_the_transaction_too(alias: str) -> None:
     assert table.count() == 0
     table.enqueue("tests.support.handlers:Echo", {"x": 2})
     assert table.count() == 1
+
+
+def test_thread_slots_run_django_tasks_too(alias: str, run_worker: Worker) -> None:
+    from tests.contrib.django_project.notes.models import Note
+
+    results = [on(alias, tasks.write_note).enqueue(alias, f"note {n}") for n in range(3)]
+    run_worker(alias, "--mode", "thread")
+    for result in results:
+        result.refresh()
+        assert result.status == SUCCESSFUL, result.errors
+    assert Note.objects.using(alias).count() == 3
