@@ -301,5 +301,20 @@ def cluster(
         c.close()
 
 
+@pytest.fixture
+def lite(sqlite_url: str, tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Cluster]:
+    """A cluster on SQLite only: for behaviour that is the worker's, not the database's."""
+    from tasktable.settings import Settings
+
+    table = TaskTable(sqlite_url, settings=Settings(log_file=str(tmp_path / "test.log")))
+    table.migrate()
+    c = Cluster(sqlite_url, table, tmp_path, subprocess_env)
+    try:
+        yield c
+    finally:
+        c.close()
+        table.close()
+
+
 def work_items(count: int, rng: random.Random, low_ms: int, high_ms: int) -> list[dict[str, Any]]:
     return [{"handler": WORK, "args": {"ms": rng.randint(low_ms, high_ms)}} for _ in range(count)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,6 @@ from tasktable import TaskTable
 from .conftest import WORK, Cluster, H, wait_for
 
 pytestmark = pytest.mark.reliability
-
-
-@pytest.fixture
-def lite(
-    sqlite_url: str, settings: object, tmp_path: Path, subprocess_env: dict[str, str]
-) -> Iterator[Cluster]:
-    table = TaskTable(sqlite_url, settings=settings)  # type: ignore[arg-type]
-    table.migrate()
-    c = Cluster(sqlite_url, table, tmp_path, subprocess_env)
-    try:
-        yield c
-    finally:
-        c.close()
-        table.close()
 
 
 @pytest.mark.timeout(90)

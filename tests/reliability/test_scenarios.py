@@ -263,9 +263,8 @@ def test_hang(cluster: Cluster, mode: str) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_sqlite_multi_process(cluster: Cluster, rng: random.Random) -> None:
-    if cluster.dialect != "sqlite":
-        pytest.skip("SQLite only: several processes writing one file")
+def test_sqlite_multi_process(lite: Cluster, rng: random.Random) -> None:
+    cluster = lite  # SQLite only: several processes writing one file
     count = size(600, 2000)
     kills = size(5, 20)
     items = [

@@ -30,7 +30,13 @@ from .main import cli
     "queues",
     multiple=True,
     envvar="TASKTABLE_QUEUES",
-    help="Queue to serve (repeat for several; default: all).",
+    help="Queue to serve (repeat for several; NAME=WEIGHT to weight them; default: all).",
+)
+@click.option(
+    "--ordered",
+    is_flag=True,
+    help="Claim from the --queue options in the order given (later queues get the slots "
+    "earlier ones leave free). Or weight them: --queue mail=3 --queue reports=1.",
 )
 @click.option("--burst", is_flag=True, help="Exit when nothing is due (cron mode).")
 @click.option(
@@ -69,6 +75,7 @@ def worker(
     state: CliState,
     slots: int,
     queues: tuple[str, ...],
+    ordered: bool,
     burst: bool,
     max_seconds: float | None,
     grace: str,
@@ -77,7 +84,9 @@ def worker(
 ) -> int:
     """Run tasks, SLOTS at a time, until stopped (SIGTERM/SIGINT finish gracefully)."""
     grace_seconds = parse_duration(grace).total_seconds()  # bad input fails before any I/O
-    queue_list = [validate_queue(q) for value in queues for q in value.split(",") if q]
+    from ..worker.queues import QueuePlan
+
+    plan = QueuePlan.parse(queues, ordered=ordered)  # NAME or NAME=WEIGHT; bad input fails here
     from ..worker.periodic import load_periodic
     from ..worker.supervisor import Worker
 
@@ -88,7 +97,8 @@ def worker(
     run = Worker(
         table,
         slots=slots,
-        queues=queue_list,
+        queues=plan.names,
+        queue_plan=plan,
         burst=burst,
         max_seconds=max_seconds,
         grace=grace_seconds,

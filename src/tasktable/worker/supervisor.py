@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import secrets
 import signal
 import socket
@@ -42,6 +43,7 @@ from .completer import Completer
 from .health import DbHealth
 from .maintenance import CANCEL_POLL, CancelWatch, Cleaner, Every, Heartbeat, Rescuer
 from .periodic import RESERVED_PREFIX, SCHEDULER_INTERVAL, Periodic, Scheduler, plan
+from .queues import QueuePlan
 from .slots import RELEASE_MESSAGE, Mode, SlotPool
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ class Worker:
         mode: Mode = "process",
         verbose: bool = False,
         periodic: Sequence[Periodic] = (),
+        queue_plan: QueuePlan | None = None,
     ) -> None:
         if slots < 1:
             raise ValueError("A worker needs at least one slot.")
@@ -80,7 +83,9 @@ class Worker:
         self.settings = table.settings
         self.storage = table.storage
         self.size = slots
-        self.queues = tuple(queues)
+        self.queue_plan = queue_plan or QueuePlan(tuple(queues))
+        self.queues = self.queue_plan.names
+        self.rng = random.Random()
         self.burst = burst
         self.max_seconds = max_seconds
         self.grace = grace
@@ -166,7 +171,7 @@ class Worker:
             os.getpid(),
             self.size,
             self.mode,
-            ",".join(self.queues) or "all",
+            self.queue_plan.describe(),
         )
         self.pool.start()
         self._start_background()
@@ -309,9 +314,13 @@ class Worker:
             if self.heartbeat.age() > self.dead_after / 2:
                 # Paused, or the heartbeat thread is stuck: prove we are alive first.
                 self._beat()
-            claimed = self.storage.claim(
-                self.id, self.queues, limit, alive_within=self.dead_after / 2
-            )
+            claimed: list[Task] = []
+            for group in self.queue_plan.rounds(self.rng):
+                claimed += self.storage.claim(
+                    self.id, group, limit - len(claimed), alive_within=self.dead_after / 2
+                )
+                if len(claimed) >= limit:
+                    break
         self.health.ok()
         return claimed
 
