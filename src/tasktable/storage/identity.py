@@ -73,6 +73,10 @@ def _token(row: Any) -> TokenRecord:
     )
 
 
+class _NameTaken(Exception):
+    """A unique name (of a user or token) is already in the table."""
+
+
 class IdentityStore:
     """Users, tokens and login failures in the task table's database."""
 
@@ -82,8 +86,12 @@ class IdentityStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with wrap_db_errors(self._url), self._engine.begin() as conn:
-            yield conn
+        with wrap_db_errors(self._url):
+            try:
+                with self._engine.begin() as conn:
+                    yield conn
+            except sa_exc.IntegrityError as exc:  # a taken name: not a database failure
+                raise _NameTaken from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -105,7 +113,7 @@ class IdentityStore:
                 )
                 row = conn.execute(select(user_table).where(U.name == name)).one()
                 return _user(row)
-        except sa_exc.IntegrityError:
+        except _NameTaken:
             return None
 
     def get_user(self, name: str) -> UserRecord | None:
@@ -150,7 +158,7 @@ class IdentityStore:
                 )
                 row = conn.execute(select(token_table).where(K.name == name)).one()
                 return _token(row)
-        except sa_exc.IntegrityError:
+        except _NameTaken:
             return None
 
     def token_by_hash(self, token_hash: str) -> TokenRecord | None:
