@@ -8,6 +8,7 @@ and one it calls valid passes these checks.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -132,6 +133,16 @@ def parse_timestamp(text: str) -> datetime:
 
 
 # -- the validator --------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema pattern as JSON Schema (ECMA 262) reads it: a final ``$`` is the end of
+    the text, where Python's would also match before a trailing newline."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+
 class Validator:
     """Validate (and lightly convert) values against schemas with ``$ref``s into
     ``components``: date-time strings become datetimes, integral floats ints."""
@@ -223,7 +234,7 @@ class Validator:
             raise SchemaViolation(f"{where} must have at least {schema['minLength']} characters.")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise SchemaViolation(f"{where} must have at most {schema['maxLength']} characters.")
-        if "pattern" in schema and not re.search(schema["pattern"], value):
+        if "pattern" in schema and not ecma_pattern(schema["pattern"]).search(value):
             hint = schema.get("x-message") or f"does not match {schema['pattern']}"
             raise SchemaViolation(f"{where} {hint}.")
         if schema.get("format") == "date-time":
