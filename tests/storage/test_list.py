@@ -261,3 +261,11 @@ def test_tasks_added_while_paging_do_not_shift_pages(table: TaskTable) -> None:
     table.enqueue(ECHO)  # newer than everything: it belongs before page one
     rest = table.list(sort="-id", limit=3, cursor=page.next_cursor)
     assert [t.id for t in page.tasks] + [t.id for t in rest.tasks] == first[::-1]
+
+
+def test_name_filter_ignores_case_beyond_ascii(table: TaskTable) -> None:
+    wanted = table.enqueue(ECHO, name="Relatório de MARÇO").id
+    table.enqueue(ECHO, name="Relatorio de marco")
+    for needle in ["relatório de março", "RELATÓRIO", "Março", "ÓRIO DE"]:
+        assert [t.id for t in table.list(name=needle).tasks] == [wanted], needle
+        assert [t.id for t in table.list(search=needle).tasks] == [wanted], needle

@@ -66,6 +66,10 @@ def safe_url(url: str | URL) -> str:
         return "<unparsable URL>"
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_connect_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -75,6 +79,9 @@ def _sqlite_connect_hooks(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
+        # SQLite's lower() folds ASCII only; name filters and search ignore case beyond
+        # it on PostgreSQL and MariaDB, so here too.
+        dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
