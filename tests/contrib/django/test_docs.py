@@ -7,6 +7,7 @@ worker subprocess.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,31 @@ def test_mass_action_goes_to_the_background_above_it(db: str, run_worker: Worker
     assert done.progress is not None and (done.progress.done, done.progress.total) == (21, 21)
     assert [(m.level, m.text) for m in done.messages] == [("success", "21 users deactivated.")]
     assert not User.objects.filter(is_active=True).exists()
+
+
+def test_served_by_django_runserver(
+    db: str, django_env: dict[str, str], run_worker: Worker
+) -> None:
+    from urllib.parse import urlencode
+
+    from tests.contrib.conftest import free_port, http, serve, stop
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    server = serve(command, django_env, base + "/messages/")
+    try:
+        form = urlencode({"username": "lin", "email": "lin@example.test"}).encode()
+        status, _ = http(
+            "POST", base + "/signup/", form, **{"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert status == 302
+    finally:
+        stop(server)
+    [task] = get_table().list().tasks
+    run_worker("default")
+    assert get_table().get(task.id).status is TaskStatus.SUCCESS
+    mails = list(Path(ENV["TASKTABLE_TEST_DJANGO_MAIL"]).iterdir())
+    assert any("Hello lin." in m.read_text() for m in mails)
+    for mail in mails:
+        mail.unlink()

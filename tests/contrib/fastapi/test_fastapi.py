@@ -3,6 +3,9 @@ dependency, enqueue in the route's transaction, and the mount behind authorize."
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +31,7 @@ from tasktable import TaskStatus, TaskTable
 from tasktable.auth import Identity
 from tasktable.contrib.fastapi import bind, get_table, lifespan, protect
 
-from ..conftest import burst_worker
+from ..conftest import burst_worker, free_port, http, serve, stop
 
 SERVERS = pytest.mark.parametrize("server_url", ["sqlite", "postgresql"], indirect=True)
 STAFF = {"x-staff": "s3cret"}
@@ -155,3 +158,35 @@ def test_get_table_needs_bind(sqlite_url: str) -> None:
     table = TaskTable(sqlite_url)
     assert bind(app, table) is table and app.state.tasktable is table
     table.close()
+
+
+def test_served_by_uvicorn(
+    docs_package: Callable[[str], Path], sqlite_url: str, subprocess_env: dict[str, str]
+) -> None:
+    code = docs_package("docs/fastapi.md")
+    table = TaskTable(sqlite_url)
+    table.migrate()
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, invoice_task BIGINT)"))
+        conn.execute(text("INSERT INTO orders (id) VALUES (1)"))
+    engine.dispose()
+    port = free_port()
+    env = dict(subprocess_env, MYAPI_DATABASE_URL=sqlite_url, MYAPI_STAFF_SECRET=STAFF["x-staff"])
+    env["PYTHONPATH"] = os.pathsep.join([str(code), env["PYTHONPATH"]])
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "uvicorn", "myapi.main:app", "--port", str(port)]
+    server = serve(command, env, base + "/tasks/api/v1/health")
+    try:
+        status, body = http("POST", base + "/orders/1/invoice")
+        assert status == 200
+        task_id = json.loads(body)["task"]
+        assert http("POST", base + "/orders/2/invoice")[0] == 404
+        assert http("GET", base + "/tasks/api/v1/health")[0] == 403
+        assert http("GET", base + "/tasks/api/v1/health", **STAFF)[0] == 200
+        burst_worker(sqlite_url, subprocess_env, code)
+        assert table.get(task_id).status is TaskStatus.SUCCESS
+        assert table.count() == 1
+    finally:
+        stop(server)
+        table.close()
