@@ -131,6 +131,8 @@ BAD_OPTIONS: list[dict[str, object]] = [
     {"max_attempts": 0},
     {"unique_key": ""},
     {"timeout": -1},
+    {"name": "nul\x00byte"},  # PostgreSQL text cannot hold NUL: refused everywhere
+    {"unique_key": "k\x00"},
 ]
 
 

@@ -93,3 +93,9 @@ def test_files_of_one_task_are_not_anothers(table: TaskTable) -> None:
     assert table.storage.attach_file(b, "same.txt", "text/plain", b"B")
     assert table.read_file(first.id, "same.txt")[1] == b"A"
     assert table.read_file(second.id, "same.txt")[1] == b"B"
+
+
+def test_reading_a_file_name_with_a_nul_character(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    with pytest.raises(InvalidInput, match="no file"):
+        table.read_file(task.id, "a\x00.csv")

@@ -362,3 +362,19 @@ def test_a_rescue_does_not_undo_a_cancel_request(table: TaskTable) -> None:
     table.storage.deregister_worker(claimed.worker)
     assert table.storage.rescue(DEAD_AFTER, max_lost=3) == [claimed.id]
     assert_cancelled_for_good(table, claimed.id)
+
+
+def test_an_error_text_with_a_nul_character_is_saved(table: TaskTable) -> None:
+    task = table.enqueue(ECHO)
+    claimed = claim_one(table, register(table))
+    outcome = Outcome(
+        status=TaskStatus.ERROR,
+        messages=(Message(text="bad bytes: a\x00b", level="error"),),
+        error="ValueError: bad bytes b'a\x00b'",
+    )
+    assert table.storage.finish(claimed, outcome)
+    ended = table.get(task.id)
+    assert ended.status is TaskStatus.ERROR
+    assert ended.error is not None and ended.error.startswith("ValueError: bad bytes b'a")
+    assert "\x00" not in ended.error
+    assert ended.messages[0].text == "bad bytes: a\x00b"  # JSON keeps it, escaped

@@ -269,3 +269,12 @@ def test_name_filter_ignores_case_beyond_ascii(table: TaskTable) -> None:
     for needle in ["relatório de março", "RELATÓRIO", "Março", "ÓRIO DE"]:
         assert [t.id for t in table.list(name=needle).tasks] == [wanted], needle
         assert [t.id for t in table.list(search=needle).tasks] == [wanted], needle
+
+
+def test_filters_with_a_nul_character_are_invalid_input(table: TaskTable) -> None:
+    table.enqueue(ECHO)
+    for filters in ({"name": "a\x00"}, {"search": "\x00"}, {"queue": "q\x00"}):
+        with pytest.raises(InvalidInput, match="NUL"):
+            table.list(**filters)
+        with pytest.raises(InvalidInput, match="NUL"):
+            table.count(**filters)

@@ -164,7 +164,7 @@ def test_parse_json_args_accepts_any_json_value() -> None:
 def test_names() -> None:
     assert validate_name("90 - Delivered | Update Status") == "90 - Delivered | Update Status"
     assert validate_name("n" * 255) == "n" * 255
-    for bad in ["", "   ", "n" * 256, None, 5]:
+    for bad in ["", "   ", "n" * 256, "nul\x00", None, 5]:
         with pytest.raises(InvalidInput, match="name"):
             validate_name(bad)  # type: ignore[arg-type]
 
@@ -218,7 +218,7 @@ def test_unique_key() -> None:
     assert validate_unique_key(None) is None
     assert validate_unique_key("order-42") == "order-42"
     assert validate_unique_key("k" * 255) == "k" * 255
-    for bad in ["", "k" * 256, 42]:
+    for bad in ["", "k" * 256, "k\x00", 42]:
         with pytest.raises(InvalidInput, match="unique key"):
             validate_unique_key(bad)  # type: ignore[arg-type]
 

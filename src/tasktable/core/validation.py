@@ -99,6 +99,7 @@ def validate_name(name: str) -> str:
         raise InvalidInput("A task name cannot be empty.")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(f"A task name is at most {MAX_NAME_LENGTH} characters.")
+    check_no_nul(name, "A task name")
     return name
 
 
@@ -147,7 +148,15 @@ def validate_unique_key(value: str | None) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_UNIQUE_KEY_LENGTH:
         raise InvalidInput(f"A unique key is 1 to {MAX_UNIQUE_KEY_LENGTH} characters.")
+    check_no_nul(value, "A unique key")
     return value
+
+
+def check_no_nul(text: str, what: str) -> str:
+    """PostgreSQL text cannot hold a NUL character; refuse it on every database alike."""
+    if "\x00" in text:
+        raise InvalidInput(f"{what} cannot contain a NUL character.")
+    return text
 
 
 def validate_level(level: str) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, and_, false, or_
 
 from ..core.status import TaskStatus
 from ..core.task import ActionLink, Message, Progress, Task, TaskFile
+from ..core.validation import check_no_nul
 from ..errors import InvalidInput
 from .base import SORT_FIELDS, Sort, TaskFilter
 from .schema import task_table
@@ -67,6 +68,9 @@ def action_link_json(link: ActionLink | None) -> str | None:
 
 def filter_clause(flt: TaskFilter) -> ColumnElement[bool]:
     """The WHERE clause of a filter; every value is a bound parameter."""
+    for text in (flt.name, flt.search, *flt.queues):
+        if text:
+            check_no_nul(text, "A filter")
     parts: list[ColumnElement[bool]] = []
     if flt.ids is not None:
         parts.append(T.id.in_(flt.ids) if flt.ids else false())

@@ -395,6 +395,8 @@ class SQLStorage:
             )
 
     def read_file(self, task_id: int, filename: str) -> tuple[TaskFile, bytes]:
+        if "\x00" in filename:  # no stored name has one (and PostgreSQL refuses it)
+            raise InvalidInput(f"Task {task_id} has no file named {filename!r}.")
         with self._read() as conn:
             row = (
                 conn.execute(select(file_table).where(F.task_id == task_id, F.filename == filename))
@@ -483,7 +485,8 @@ class SQLStorage:
         values: dict[str, Any] = {
             "status": outcome.status.value,
             "messages": messages_json(outcome.messages),
-            "error": outcome.error,
+            # PostgreSQL text cannot hold NUL; a traceback quoting binary data may.
+            "error": outcome.error.replace("\x00", "\\x00") if outcome.error else outcome.error,
             "action_link": action_link_json(outcome.action_link),
             "progress_done": outcome.progress.done if outcome.progress else None,
             "progress_total": outcome.progress.total if outcome.progress else None,
