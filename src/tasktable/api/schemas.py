@@ -29,9 +29,7 @@ HANDLER_PATTERN = rf"^{_IDENT}(\.{_IDENT})*(:{_IDENT}(\.{_IDENT})*|\.{_IDENT})$"
 QUEUE_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 NO_NUL = r"^[^\x00]*$"
 #: What Python's str.strip() removes, spelled out: regex engines disagree on \s.
-_SPACES = (
-    r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+_SPACES = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 SORT_VALUES = [f"{prefix}{field}" for field in SORT_FIELDS for prefix in ("", "-")]
 STATUSES = [s.value for s in TaskStatus]
 

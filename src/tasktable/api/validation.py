@@ -142,7 +142,6 @@ def ecma_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-
 class Validator:
     """Validate (and lightly convert) values against schemas with ``$ref``s into
     ``components``: date-time strings become datetimes, integral floats ints."""
