@@ -2,13 +2,15 @@
 
 A fixture script, not a timed test. It creates a scratch database, migrates it,
 generates the rows with one ``INSERT ... SELECT generate_series`` (a realistic
-mix: mostly success, some error, pending, running and cancelled, on three
+mix: 90% success, 5% error, 4% pending, 1% cancelled and 50 running, on three
 queues, with messages and action links), runs ``ANALYZE``, logs in, and times
 requests through the whole ASGI app (``tasktable.web.create_app``, as
 ``tasktable serve`` runs it) with httpx: the grid's first page (rows and counts
 per status together, as a browser gets them), a status tab, the next page, a
 task page and the live-refresh JSON; and, for the breakdown, the operations
-behind the grid (``list_tasks`` and ``status_counts``) alone.
+behind the grid (``list_tasks`` and ``status_counts``) alone. It measures twice:
+just after the load, and after ``VACUUM ANALYZE`` (the state autovacuum keeps a
+table in: with a visibility map, the capped counts are index-only scans).
 
 Standalone::
 
@@ -71,10 +73,10 @@ SELECT
 FROM generate_series(1, :rows) AS g
 CROSS JOIN LATERAL (
     SELECT CASE
+        WHEN g % 20000 = 0 THEN 'running'
         WHEN g % 100 < 90 THEN 'success'
         WHEN g % 100 < 95 THEN 'error'
-        WHEN g % 100 < 98 THEN 'pending'
-        WHEN g % 100 < 99 THEN 'running'
+        WHEN g % 100 < 99 THEN 'pending'
         ELSE 'cancelled' END AS status
 ) AS s
 """
@@ -110,6 +112,15 @@ async def _time_async(call: Callable[[], Awaitable[Any]], repeat: int) -> dict[s
     return _stats(samples)
 
 
+def _maintenance(url: str, statement: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
 def generate(url: str, rows: int) -> float:
     """Insert ``rows`` tasks and ANALYZE; return the seconds it took."""
     engine = create_engine(url)
@@ -117,11 +128,22 @@ def generate(url: str, rows: int) -> float:
     try:
         with engine.begin() as conn:
             conn.execute(text(_ROWS), {"rows": rows})
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("ANALYZE tasktable_task"))
     finally:
         engine.dispose()
+    _maintenance(url, "ANALYZE tasktable_task")
     return time.perf_counter() - start
+
+
+def _measure(table: Any, password: str, repeat: int) -> dict[str, Any]:
+    from tasktable.ops import Operations, TaskQuery
+
+    ops = Operations(table)
+    result: dict[str, Any] = {
+        "ops_list_first_page": _time(lambda: ops.list_tasks(limit=50), repeat),
+        "ops_status_counts": _time(lambda: ops.status_counts(TaskQuery()), repeat),
+    }
+    result.update(asyncio.run(_through_the_app(table, password, repeat)))
+    return result
 
 
 async def _through_the_app(table: Any, password: str, repeat: int) -> dict[str, Any]:
@@ -171,7 +193,6 @@ def run(
     """Measure on a scratch database (dropped afterwards); return the timings."""
     from tasktable import TaskTable
     from tasktable.auth import Identity
-    from tasktable.ops import Operations, TaskQuery
 
     name = f"tt_dash_{secrets.token_hex(4)}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -184,19 +205,21 @@ def run(
             seconds = generate(url, rows)
             password = secrets.token_urlsafe(12)
             Identity(table).add_user("bench", "operator", password)
-            ops = Operations(table)
-            result: dict[str, Any] = {
+            # Just loaded: ANALYZE only, no visibility map yet, so index-only scans
+            # still visit the heap. Then steady state, as autovacuum leaves a table.
+            just_loaded = _measure(table, password, repeat)
+            _maintenance(url, "VACUUM ANALYZE tasktable_task")
+            steady = _measure(table, password, repeat)
+            grid = steady["grid_first_page_with_counts"]
+            return {
                 "database": "postgresql",
                 "rows": rows,
                 "generate_seconds": round(seconds, 1),
-                "ops_list_first_page": _time(lambda: ops.list_tasks(limit=50), repeat),
-                "ops_status_counts": _time(lambda: ops.status_counts(TaskQuery()), repeat),
+                "just_loaded": just_loaded,
+                "steady": steady,
+                "budget_ms": BUDGET_MS,
+                "within_budget": grid["p95_ms"] <= BUDGET_MS,
             }
-            result.update(asyncio.run(_through_the_app(table, password, repeat)))
-            grid = result["grid_first_page_with_counts"]
-            result["budget_ms"] = BUDGET_MS
-            result["within_budget"] = grid["p95_ms"] <= BUDGET_MS
-            return result
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -218,15 +241,21 @@ def main(argv: list[str] | None = None) -> int:
         f"Dashboard at scale: {result['rows']:,} tasks on PostgreSQL "
         f"(generated in {result['generate_seconds']} s)"
     )
-    for key, value in result.items():
-        if isinstance(value, dict):
-            print(
-                f"  {key:<30} median {value['median_ms']:>7} ms   p95 {value['p95_ms']:>7} ms"
-                f"   min {value['min_ms']:>7} ms"
-            )
-    print("  counts shown: " + ", ".join(f"{s} {n}" for s, n in result["counts_shown"]))
+    for phase, title in (
+        ("just_loaded", "just loaded (ANALYZE only)"),
+        ("steady", "steady state (after VACUUM ANALYZE, as autovacuum leaves a table)"),
+    ):
+        print(f" {title}:")
+        for key, value in result[phase].items():
+            if isinstance(value, dict):
+                print(
+                    f"  {key:<30} median {value['median_ms']:>7} ms   "
+                    f"p95 {value['p95_ms']:>7} ms   min {value['min_ms']:>7} ms"
+                )
+    counts = result["steady"]["counts_shown"]
+    print("  counts shown: " + ", ".join(f"{s} {n}" for s, n in counts))
     verdict = "within" if result["within_budget"] else "OVER"
-    print(f"  grid first page with counts: p95 {verdict} the {BUDGET_MS:.0f} ms budget")
+    print(f"  grid first page with counts, steady state: p95 {verdict} {BUDGET_MS:.0f} ms")
     return 0
 
 

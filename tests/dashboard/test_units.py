@@ -69,7 +69,7 @@ def test_the_chart_stacks_success_under_error_with_a_nice_scale() -> None:
     buckets = [(start + timedelta(minutes=i), i, 1 if i == 3 else 0) for i in range(6)]
     chart = throughput_chart(buckets, 60)
     assert len(chart.bars) == 6 and chart.total_success == 15 and chart.total_error == 1
-    assert [t.label for t in chart.y_ticks] == ["0", "2", "5"]  # peak 5 -> scale to 5
+    assert [t.label for t in chart.y_ticks] == ["0", "2.5", "5"]  # peak 5 -> scale to 5
     third = chart.bars[3]
     assert third.y_error + third.h_error == pytest.approx(third.y_success)
     assert chart.bars[0].h_success == 0

@@ -89,7 +89,7 @@ def throughput_chart(buckets: list[tuple[datetime, int, int]], bucket_seconds: i
             )
         )
     y_ticks = [
-        Tick(pos=round(axis_y - plot_h * f, 2), label=f"{round(peak * f):,}")
+        Tick(pos=round(axis_y - plot_h * f, 2), label=f"{peak * f:,.1f}".removesuffix(".0"))
         for f in (0.0, 0.5, 1.0)
     ]
     every = max(1, len(buckets) // 6)

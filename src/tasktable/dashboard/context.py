@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
@@ -218,8 +219,6 @@ def _login_needed(dash: Dashboard, req: Req, method: str) -> Response:
         req.flash = [("warning", "Your session has ended; log in again.")]
         return error_page(dash, req, Refused(401, "Your session has ended; log in again."))
     target = local_path(request, request.url.path + _query(request))
-    from urllib.parse import urlencode
-
     login = f"{req.root}/login"
     if target != f"{req.root}/":
         login += "?" + urlencode({"next": target})

@@ -32,6 +32,8 @@ def fmt_seconds(seconds: float | None) -> str:
     """``75`` -> ``1m 15s``; ``None`` -> ``—``."""
     if seconds is None:
         return "—"
+    if 0 <= seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
     total = max(0, int(seconds))
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)

@@ -49,6 +49,26 @@
   /* -- live refresh --------------------------------------------------------- */
   function setText(el, text) { if (el) { el.textContent = text === null || text === undefined ? "—" : text; } }
 
+  function setTime(cell, value) {
+    if (!cell) { return; }
+    if (cell.tagName !== "TD") { setText(cell, value); return; }  /* the task page */
+    while (cell.firstChild) { cell.removeChild(cell.firstChild); }
+    if (!value) {
+      var none = document.createElement("span");
+      none.className = "muted";
+      none.textContent = "—";
+      cell.appendChild(none);
+      return;
+    }
+    var parts = String(value).split(" ");
+    ["day", "clock"].forEach(function (name, i) {
+      var span = document.createElement("span");
+      span.className = name;
+      span.textContent = parts[i] || "";
+      cell.appendChild(span);
+    });
+  }
+
   function setBadge(el, status) {
     all('[data-field="status"]', el).forEach(function (badge) {
       if (!badge.classList.contains("badge")) { return; }
@@ -76,8 +96,8 @@
     var scope = el.hasAttribute("data-reload-on-change") ? document : el;  /* the task page */
     setBadge(scope, info.status);
     setProgress(scope, info);
-    all('[data-field="executed_at"]', scope).forEach(function (c) { setText(c, info.executed_at); });
-    all('[data-field="finished_at"]', scope).forEach(function (c) { setText(c, info.finished_at); });
+    all('[data-field="executed_at"]', scope).forEach(function (c) { setTime(c, info.executed_at); });
+    all('[data-field="finished_at"]', scope).forEach(function (c) { setTime(c, info.finished_at); });
     all('td[data-field="message"]', scope).forEach(function (c) { if (info.message !== null) { setText(c, info.message); } });
     if (el.tagName === "TR") { el.className = "row-" + info.status; }
     el.setAttribute("data-status", info.status);
