@@ -193,6 +193,40 @@ def test_script_payloads_never_run_on_any_page(served: Server, page: Any, dialog
     screenshot(page, served, "xss")
     assert dialogs.seen == []
 
+    # escaping alone suffices: the same pages with the CSP switched off in the browser
+    bare = page.context.browser.new_context(bypass_csp=True)
+    try:
+        tab = bare.new_page()
+        tab.on("dialog", dialogs)
+        login(tab, served, "olivia")
+        for path in pages:
+            tab.goto(served.base + path)
+            tab.wait_for_load_state("load")
+            assert tab.evaluate("document.querySelectorAll('img[src=x], svg[onload]').length") == 0
+    finally:
+        bare.close()
+    assert dialogs.seen == []
+
+
+def test_pages_read_and_forms_work_without_javascript(served: Server, browser: Any) -> None:
+    ids = seed(served)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        login(page, served, "olivia")
+        assert page.locator("[data-testid=grid] tbody tr").count() == 5
+        page.goto(f"{served.base}/tasks/{ids['report']}")
+        assert "Exported 4 orders" in page.inner_text(".messages-table")
+        page.goto(f"{served.base}/overview")
+        assert page.locator("[data-testid=throughput-chart] rect.ok").count() >= 1
+        page.goto(f"{served.base}/?queue=parked")
+        page.check(f"input[name=ids][value='{ids['parked0']}']")
+        page.click("[data-testid=grid-form] .toolbar button[value=cancel]")
+        assert "1 task cancelled." in page.inner_text(".notices")
+    finally:
+        context.close()
+    assert served.table.get(ids["parked0"]).status is TaskStatus.CANCELLED
+
 
 def test_csrf_less_and_cross_origin_posts_are_refused(served: Server, page: Any) -> None:
     table = served.table
