@@ -99,3 +99,13 @@ def test_reading_a_file_name_with_a_nul_character(table: TaskTable) -> None:
     task = table.enqueue(ECHO)
     with pytest.raises(InvalidInput, match="no file"):
         table.read_file(task.id, "a\x00.csv")
+
+
+def test_a_file_at_the_default_size_limit(table: TaskTable) -> None:
+    """10 MiB of NUL bytes: the worst case for a driver that escapes bytes into SQL."""
+    limit = table.settings.max_file_bytes
+    task = table.enqueue(ECHO)
+    claimed = claim_one(table, register(table))
+    assert table.storage.attach_file(claimed, "zeros.bin", "application/octet-stream", bytes(limit))
+    meta, data = table.read_file(task.id, "zeros.bin")
+    assert meta.size == limit and data == bytes(limit)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    LargeBinary,
     and_,
     bindparam,
     case,
@@ -62,6 +63,7 @@ _INSERT = insert(task_table).values(
     run_at=func.coalesce(bindparam("run_at_in", type_=UTCDateTime()), utcnow()),
 )
 _PENDING = TaskStatus.PENDING.value
+_FILE_CHUNK = 1024 * 1024  # bytes of a file sent in one statement on MariaDB/MySQL
 
 
 class SQLStorage:
@@ -538,16 +540,26 @@ class SQLStorage:
             if live is None:
                 return False
             conn.execute(delete(file_table).where(F.task_id == task.id, F.filename == filename))
+            # MariaDB/MySQL refuse a statement over max_allowed_packet (16 MiB by default),
+            # and PyMySQL escapes bytes (a NUL takes two): send big files in pieces.
+            step = _FILE_CHUNK if self.dialect_name in ("mysql", "mariadb") else len(data) or 1
             conn.execute(
                 insert(file_table).values(
                     task_id=task.id,
                     filename=filename,
                     content_type=content_type,
                     size=len(data),
-                    content=data,
+                    content=data[:step],
                     created_at=utcnow(),
                 )
             )
+            for start in range(step, len(data), step):
+                piece = bindparam("piece", data[start : start + step], type_=LargeBinary())
+                conn.execute(
+                    update(file_table)
+                    .where(F.task_id == task.id, F.filename == filename)
+                    .values(content=func.concat(F.content, piece))
+                )
         return True
 
     def release(self, task: Task, message: Message) -> bool:
