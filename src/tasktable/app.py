@@ -21,7 +21,7 @@ from .core.validation import (
     validate_timeout,
     validate_unique_key,
 )
-from .errors import InvalidInput
+from .errors import InvalidInput, SchemaMissing
 from .handler import handler_defaults, handler_path, handler_rerun_on_loss, load_handler
 from .inline import InlineResult, MemoryReporter
 from .notice import Notice, background_notice
@@ -74,10 +74,14 @@ class TaskTable:
                         auto = self._auto_migrate
                         if auto is None:
                             auto = storage.dialect_name == "sqlite"
-                        if auto:
-                            storage.migrate()
-                        else:
+                        try:
+                            # A read first: migrating takes the write lock, which would
+                            # wait on a caller's open write transaction on the same file.
                             storage.check_schema()
+                        except SchemaMissing:
+                            if not auto:
+                                raise
+                            storage.migrate()
                     except BaseException:
                         storage.dispose()
                         raise
