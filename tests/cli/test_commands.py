@@ -331,6 +331,25 @@ def test_a_status_that_does_not_allow_the_move(cli: Cli, url: str, table: TaskTa
     assert cancel.json() == {"cancelled": [], "stop_requested": [], "unchanged": [done]}
 
 
+def test_retry_refused_while_another_task_holds_the_unique_key(
+    cli: Cli, url: str, table: TaskTable
+) -> None:
+    failed = table.enqueue(ECHO, {}, unique_key="orders-1").id
+    claimed = table.storage.claim("test-worker", (), 1)
+    assert table.storage.finish(claimed[0], Outcome(status=TaskStatus.ERROR, messages=()))
+    live = table.enqueue(ECHO, {}, unique_key="orders-1").id
+    assert live != failed
+    before = snapshot(url)
+
+    result = cli("retry", str(failed), "--db", url)
+
+    assert result.error_line() == (
+        f"Error: task {failed} was not retried: another pending or running task "
+        "has its unique key 'orders-1'."
+    )
+    assert snapshot(url) == before
+
+
 def test_cancel_a_running_task_asks_it_to_stop(cli: Cli, url: str, table: TaskTable) -> None:
     task_id = table.enqueue(ECHO, {}).id
     assert table.storage.claim("test-worker", (), 1)

@@ -263,9 +263,9 @@ def _exists(table: TaskTable, task_id: int) -> bool:
 
 
 _ALLOWED = {
-    "retried": "only error or cancelled tasks can be retried",
-    "cancelled": "only pending or running tasks can be cancelled",
-    "deleted": "it no longer exists",
+    "retried": ("only error or cancelled tasks can be retried", {"error", "cancelled"}),
+    "cancelled": ("only pending or running tasks can be cancelled", {"pending", "running"}),
+    "deleted": ("", set()),
 }
 
 
@@ -288,17 +288,22 @@ def _report(
     if not as_json:
         table = state.table()
         for i in unchanged:
-            status = _status_of(table, i)
-            reason = f"it is {status}; {_ALLOWED[verb]}" if status else "it no longer exists"
+            reason = _why_not(table, i, verb)
             click.echo(f"Error: task {i} was not {verb}: {reason}.", err=True)
     return 1 if unchanged else 0
 
 
-def _status_of(table: TaskTable, task_id: int) -> str | None:
+def _why_not(table: TaskTable, task_id: int, verb: str) -> str:
     try:
-        return table.get(task_id).status.value
+        task = table.get(task_id)
     except TaskNotFound:
-        return None
+        return "it no longer exists"
+    rule, allowed = _ALLOWED[verb]
+    if task.status.value not in allowed:
+        return f"it is {task.status.value}; {rule}"
+    if verb == "retried" and task.unique_key:
+        return f"another pending or running task has its unique key {task.unique_key!r}"
+    return f"it is {task.status.value} and changed meanwhile; try again"
 
 
 @cli.command()

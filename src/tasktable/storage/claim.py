@@ -60,13 +60,27 @@ UPDATE tasktable_task
 RETURNING {columns}
 """
 
-_MYSQL_PICK = """
-SELECT id, UTC_TIMESTAMP(6) AS now_utc FROM tasktable_task
- WHERE status = 'pending' AND run_at <= UTC_TIMESTAMP(6) {queues}
+# MariaDB/MySQL lock every row a filesort reads: "ORDER BY priority DESC, id ... FOR
+# UPDATE SKIP LOCKED" locked all due rows, so a concurrent claim found them all locked and
+# got nothing (burst workers then quit early). So the order comes from a plain read, and
+# only those candidates are locked, by primary key, with no ORDER BY.
+_MYSQL_CANDIDATES = """
+SELECT id, priority FROM tasktable_task
+ WHERE status = 'pending' AND run_at <= UTC_TIMESTAMP(6) {queues} {after}
  ORDER BY priority DESC, id
  LIMIT :limit
+"""
+
+_MYSQL_AFTER = "AND (priority < :after_priority OR (priority = :after_priority AND id > :after_id))"
+
+_MYSQL_LOCK = """
+SELECT id, priority, UTC_TIMESTAMP(6) AS now_utc FROM tasktable_task
+ WHERE id IN :ids AND status = 'pending' AND run_at <= UTC_TIMESTAMP(6)
    FOR UPDATE SKIP LOCKED
 """
+
+#: Candidate windows read past rows other claims hold, before giving up for this round.
+_MYSQL_MAX_WINDOWS = 20
 
 _MYSQL_TAKE = """
 UPDATE tasktable_task
@@ -128,15 +142,12 @@ class MySQLClaimer(Claimer):
     def claim(
         self, conn: Connection, worker: str, token: str, queues: Sequence[str], limit: int
     ) -> Sequence[RowMapping]:
-        params: dict[str, Any] = {"limit": limit}
-        if queues:
-            params["queues"] = list(queues)
-        picked = conn.execute(_statement(_MYSQL_PICK, queues), params).all()
+        picked = self._lock_due(conn, queues, limit)
         if not picked:
             return []
         ids = [row[0] for row in picked]
         take = text(_MYSQL_TAKE).bindparams(bindparam("ids", expanding=True))
-        conn.execute(take, {"worker": worker, "token": token, "now": picked[0][1], "ids": ids})
+        conn.execute(take, {"worker": worker, "token": token, "now": picked[0][2], "ids": ids})
         read = (
             text(_MYSQL_READ.format(columns=_COLUMNS))
             .bindparams(bindparam("ids", expanding=True))
@@ -144,6 +155,30 @@ class MySQLClaimer(Claimer):
         )
         rows = conn.execute(read, {"ids": ids}).mappings().all()
         return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+
+    def _lock_due(self, conn: Connection, queues: Sequence[str], limit: int) -> list[Any]:
+        """Lock up to ``limit`` due rows in priority then id order, skipping rows that
+        other claims hold; (id, priority, now) each."""
+        lock = text(_MYSQL_LOCK).bindparams(bindparam("ids", expanding=True))
+        picked: list[Any] = []
+        after: tuple[int, int] | None = None
+        for _ in range(_MYSQL_MAX_WINDOWS):
+            want = limit - len(picked)
+            params: dict[str, Any] = {"limit": want}
+            if queues:
+                params["queues"] = list(queues)
+            if after is not None:
+                params["after_priority"], params["after_id"] = after
+            sql = _MYSQL_CANDIDATES.replace("{after}", _MYSQL_AFTER if after else "")
+            candidates = conn.execute(_statement(sql, queues), params).all()
+            if not candidates:
+                break
+            locked = conn.execute(lock, {"ids": [c[0] for c in candidates]}).all()
+            picked += sorted(locked, key=lambda r: (-r[1], r[0]))
+            if len(picked) >= limit or len(candidates) < want:
+                break
+            after = (int(candidates[-1][1]), int(candidates[-1][0]))
+        return picked
 
 
 def claimer_for(dialect_name: str) -> Claimer:
