@@ -71,6 +71,8 @@ CASES = {
     "enqueue-bad-max-attempts": (["enqueue", ECHO, "--max-attempts", "0"], {}, "at least 1"),
     "worker-bad-grace": (["worker", "--burst", "--grace", "30x"], {}, "Bad duration '30x'"),
     "worker-bad-queue": (["worker", "--burst", "--queue", "a b"], {}, "is not valid"),
+    "crontab-bad-queue": (["crontab", "--queue", "a b"], {}, "is not valid"),
+    "crontab-bad-weight": (["crontab", "--queue", "mail=x"], {}, "must be a whole number"),
 }
 
 

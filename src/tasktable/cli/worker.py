@@ -10,7 +10,6 @@ import sys
 import click
 
 from ..core.durations import parse_duration
-from ..core.validation import validate_queue
 from ..logs import setup_logging
 from .common import CliState, command_options, pass_state
 from .main import cli
@@ -118,7 +117,7 @@ def worker(
     show_default=True,
     help="Minutes between runs.",
 )
-@click.option("--queue", "queues", multiple=True)
+@click.option("--queue", "queues", multiple=True, help="As for worker: NAME or NAME=WEIGHT.")
 @click.option("--workdir", default=None, help="Directory to run in (default: the current one).")
 @command_options
 @pass_state
@@ -126,8 +125,9 @@ def crontab(
     state: CliState, slots: int, every: int, queues: tuple[str, ...], workdir: str | None
 ) -> None:
     """Print crontab lines that run burst workers (the seed's cron group)."""
-    for q in queues:
-        validate_queue(q)
+    from ..worker.queues import QueuePlan
+
+    QueuePlan.parse(queues)  # the worker would refuse them every minute; refuse them now
     cwd = shlex.quote(os.path.abspath(workdir or os.getcwd()))
     exe = shlex.quote(_executable())
     db = f" --db {shlex.quote(state.database_url)}" if state.database_url else ""
