@@ -294,9 +294,11 @@ def test_cancel_retry_delete(cli: Cli, url: str, table: TaskTable) -> None:
     assert retried.json() == {"retried": [first], "unchanged": []}
     assert table.get(first).status is TaskStatus.PENDING
 
-    deleted = cli("delete", str(first), str(second), "--db", url)
+    deleted = cli("delete", str(first), "--db", url)
     assert deleted.code == 0, deleted.err
-    assert deleted.out.strip() == f"Deleted: {first}, {second}."
+    assert deleted.out.strip() == f"Deleted: {first}."
+    as_json = cli("delete", str(second), "--json", "--db", url)
+    assert as_json.json() == {"deleted": [second], "unchanged": []}
     assert table.count() == 0
 
 
