@@ -257,6 +257,23 @@ def test_list_text(cli: Cli, url: str, table: TaskTable) -> None:
     assert str(task_id) in result.out
 
 
+def test_text_from_tasks_is_printed_as_is(
+    cli: Cli, url: str, table: TaskTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names and args that look like Rich markup are shown literally."""
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping inside the name
+    name = "Export [/orders] [red]now"
+    task_id = table.enqueue(ECHO, {"q": "[bold]x[/bold]"}, name=name).id
+
+    listed = cli("list", "--db", url, "--name", "export")
+    shown = cli("show", str(task_id), "--db", url)
+
+    assert listed.code == shown.code == 0, listed.err + shown.err
+    assert "[/orders]" in listed.out
+    assert name in shown.out
+    assert '{"q": "[bold]x[/bold]"}' in shown.out
+
+
 def test_list_empty(cli: Cli, url: str) -> None:
     result = cli("list", "--json", "--db", url)
     assert result.code == 0

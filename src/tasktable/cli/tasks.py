@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..app import TaskTable
 from ..core.durations import format_duration, parse_duration
@@ -164,12 +165,12 @@ def list_(
     for column in ("id", "name", "handler", "status", "queue", "created_at", "finished_at"):
         table.add_column(column)
     for task in page.tasks:
-        table.add_row(
+        table.add_row(  # text from tasks is shown as is, never read as Rich markup
             str(task.id),
-            task.name,
-            task.handler,
+            Text(task.name),
+            Text(task.handler),
             f"[{_STATUS_STYLE[task.status.value]}]{task.status.value}[/]",
-            task.queue,
+            Text(task.queue),
             _ts(task.created_at),
             _ts(task.finished_at),
         )
@@ -225,8 +226,8 @@ def _print_task(task: Task) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    for key, value in rows:
-        grid.add_row(key, value)
+    for key, value in rows:  # text from tasks is shown as is, never read as Rich markup
+        grid.add_row(key, value if key == "status" else Text(value))
     console.print(grid)
     if task.messages:
         console.print("[bold]messages[/]")
