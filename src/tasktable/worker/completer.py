@@ -51,7 +51,7 @@ class Completer:
                 self.health.ok()
                 break
             except Exception as exc:  # DatabaseError, or a driver error not wrapped
-                if self._reachable():
+                if not transient(exc) and self._reachable():
                     refused += 1
                     log.error("Task %s: the database refused its outcome: %s", task.id, exc)
                     if refused == 2:
@@ -89,6 +89,19 @@ class Completer:
             return False
         self.health.ok()
         return True
+
+
+#: Driver errors that mean "not now" (connection lost, lock wait, server going away),
+#: never "this write is wrong"; matched by name: only storage/ imports the drivers.
+_TRANSIENT = {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"}
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failed write is worth retrying as it is (the database is busy or away)."""
+    cause = exc.__cause__ or exc
+    return bool(getattr(cause, "connection_invalidated", False)) or (
+        type(cause).__name__ in _TRANSIENT
+    )
 
 
 def trimmed(outcome: Outcome, exc: BaseException) -> Outcome:
