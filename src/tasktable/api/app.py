@@ -163,7 +163,8 @@ def _endpoint(ctx: ApiContext, endpoint: Endpoint) -> Any:
             if endpoint.body:
                 raw = await read_json(request, ctx.body_limit)
                 body = ctx.validator.check(raw, {"$ref": endpoint.body}, "The body")
-            call = Call(principal=principal, path=path, query=query, body=body)
+            root = str(request.scope.get("root_path", "")).rstrip("/")
+            call = Call(principal=principal, path=path, query=query, body=body, root_path=root)
             response = await run_in_threadpool(endpoint.run, ctx, call)
         except TaskTableError as exc:
             response = response_for(exc)

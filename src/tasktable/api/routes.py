@@ -32,6 +32,7 @@ class Call:
     path: dict[str, Any]
     query: dict[str, Any]
     body: Any
+    root_path: str = ""  # where the app is mounted ("" at the top)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def health(ctx: ApiContext, call: Call) -> Response:
 
 
 def openapi(ctx: ApiContext, call: Call) -> Response:
-    return _json(ctx.document)
+    return _json({**ctx.document, "servers": [{"url": call.root_path or "/"}]})
 
 
 def _query(values: dict[str, Any]) -> TaskQuery:
@@ -113,7 +114,8 @@ def list_tasks(ctx: ApiContext, call: Call) -> Response:
 
 def create_task(ctx: ApiContext, call: Call) -> Response:
     task = ctx.ops.enqueue(**call.body)
-    return _json(task.to_json(), 201, {"Location": f"{ctx.prefix}/tasks/{task.id}"})
+    location = f"{call.root_path}{ctx.prefix}/tasks/{task.id}"
+    return _json(task.to_json(), 201, {"Location": location})
 
 
 def get_task(ctx: ApiContext, call: Call) -> Response:
