@@ -59,14 +59,6 @@ class TaskQuery:
     finished_before: datetime | None = None
     search: str | None = None  # name, handler or args contain this text
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TaskQuery:
-        values = dict(data)
-        for key in ("statuses", "queues"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
-
 
 @dataclass(frozen=True, kw_only=True)
 class BulkResult:
