@@ -387,3 +387,24 @@ def test_the_background_notice_links_to_the_task_page(site: Site) -> None:
     client = site.client()
     login(client)
     assert client.get(f"/{path}").status_code == 200
+
+
+def test_sessions_counts_and_bulk_on_every_database(db_url: str, settings: Settings) -> None:
+    with TaskTable(db_url, settings=settings) as table:
+        table.migrate()
+        identity = Identity(table)
+        identity.add_user("olivia", "operator", PASSWORD)
+        site = Site(table=table, identity=identity)
+        ids = site.park(4)
+        client = site.client(count_cap=2, bulk_limit=3)
+        login(client)
+        page = client.get("/").text
+        assert re.search(r'data-count="pending">2\+<', page)
+        restarted = site.client(count_cap=2, bulk_limit=3)  # a new app, same database
+        restarted.cookies.set("tasktable_session", client.cookies.get("tasktable_session"))
+        form = {"csrf": csrf_of(page), "action": "cancel", "scope": "filter", "queue": "parked"}
+        restarted.post("/tasks/bulk", data=form, headers=ORIGIN)
+        assert "Stopped at the limit of 3 tasks" in restarted.get("/").text
+        assert [table.get(i).status.value for i in ids].count("cancelled") == 3
+        restarted.post("/logout", data={"csrf": csrf_of(page)}, headers=ORIGIN)
+        assert client.get("/").status_code == 303
