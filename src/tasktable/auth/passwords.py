@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -11,8 +13,13 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # hashing cost must not be the caller's to choose
 
 _hasher = PasswordHasher()
-#: Verified against when the user does not exist, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash("tasktable: no such user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so both cases take the same time.
+    Made on first use: hashing at import cost every ``tasktable`` command a quarter second."""
+    return _hasher.hash("tasktable: no such user")
 
 
 def check_password_rules(password: str) -> str:
@@ -32,7 +39,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
         password = ""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
