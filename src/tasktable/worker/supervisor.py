@@ -316,9 +316,16 @@ class Worker:
                 self._beat()
             claimed: list[Task] = []
             for group in self.queue_plan.rounds(self.rng):
-                claimed += self.storage.claim(
-                    self.id, group, limit - len(claimed), alive_within=self.dead_after / 2
-                )
+                try:
+                    claimed += self.storage.claim(
+                        self.id, group, limit - len(claimed), alive_within=self.dead_after / 2
+                    )
+                except Exception as exc:
+                    if not claimed:
+                        raise
+                    # Keep what the earlier rounds claimed: those tasks are ours to run.
+                    self.health.failed(exc, f"Worker {self.id}: claiming")
+                    return claimed
                 if len(claimed) >= limit:
                     break
         self.health.ok()
