@@ -69,8 +69,7 @@ def test_bad_expressions_say_why(expression: str) -> None:
 
 
 # -- the scheduler on each database -----------------------------------------------
-def schedule(table: TaskTable, cron: str = "*/5 * * * *") -> list[Periodic]:
-    del table
+def schedule(cron: str = "*/5 * * * *") -> list[Periodic]:
     return [Periodic(name="report", cron=cron, handler=WORK, args={"ms": 1})]
 
 
@@ -78,7 +77,7 @@ def test_each_tick_is_enqueued_once_by_concurrent_workers(db_url: str, table: Ta
     clock = {"now": at("2026-03-04 10:03:10")}
     tables = [TaskTable(db_url, settings=table.settings) for _ in range(3)]
     schedulers = [
-        Scheduler(t.storage, plan(t, schedule(t)), now=lambda: clock["now"]) for t in tables
+        Scheduler(t.storage, plan(t, schedule()), now=lambda: clock["now"]) for t in tables
     ]
     try:
         # First sight, 3 minutes after the 10:00 tick: recorded, not enqueued.
@@ -121,7 +120,7 @@ def _all_at_once(schedulers: list[Scheduler]) -> None:
 
 def test_a_fresh_first_tick_is_enqueued(table: TaskTable) -> None:
     scheduler = Scheduler(
-        table.storage, plan(table, schedule(table)), now=lambda: at("2026-03-04 10:05:20")
+        table.storage, plan(table, schedule()), now=lambda: at("2026-03-04 10:05:20")
     )
     assert [t.unique_key for t in scheduler.run_once()] == [
         tick_key("report", at("2026-03-04 10:05"))

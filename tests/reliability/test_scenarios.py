@@ -167,7 +167,7 @@ def test_paused_worker(cluster: Cluster, rng: random.Random) -> None:
     assert reruns <= held, "a task ran twice that the paused worker did not hold"
     assert cluster.stale_writes() == []
     log = paused.log()
-    assert log.count("was declared dead") == pauses
+    assert log.count("was declared dead") >= pauses
     assert len(paused_at) == pauses
     assert "lost its claim" in log or "lease lost" in log
 
