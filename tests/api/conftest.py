@@ -189,12 +189,14 @@ def server_environment(marker: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def module_server(
+@pytest.fixture(scope="session", params=BACKENDS)
+def shared_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """One server per test module and database: starting one takes seconds, so the
-    tests of a module share it and keep to their own tasks (own queues, own ids)."""
+    """One server per database for the suite: starting one takes seconds, so the tests
+    share it and keep to their own tasks (their own queue, their own ids), comparing
+    the table before and after themselves. Tests that need their own settings or an
+    empty database use ``start_server``."""
     folder = tmp_path_factory.mktemp(f"api-{request.param}")
     with fresh_database(request.param, folder) as url:
         server = launch(
@@ -207,13 +209,13 @@ def module_server(
 
 
 @pytest.fixture
-def server(module_server: Server) -> Iterator[Server]:
-    """The module's server, alive (a test that kills it fails loudly here)."""
-    assert module_server.process.poll() is None, module_server.output()
-    yield module_server
-    for client in module_server.clients:
+def server(shared_server: Server) -> Iterator[Server]:
+    """The shared server of this database, alive (one that died fails loudly here)."""
+    assert shared_server.process.poll() is None, shared_server.output()
+    yield shared_server
+    for client in shared_server.clients:
         client.close()
-    module_server.clients.clear()
+    shared_server.clients.clear()
 
 
 @pytest.fixture
