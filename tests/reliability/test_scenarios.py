@@ -113,6 +113,11 @@ def test_sigkill_chaos(cluster: Cluster, rng: random.Random) -> None:
 
 @pytest.mark.timeout(400 if FULL else 200)
 def test_paused_worker(cluster: Cluster, rng: random.Random) -> None:
+    if cluster.dialect == "sqlite":
+        # A process frozen while it holds SQLite's write lock freezes every writer of the
+        # file, rescuers included, until it resumes: nobody can take its tasks meanwhile.
+        # (docs/reliability.md says so.) Servers lock rows, and the rescuer skips those.
+        pytest.skip("a frozen writer holds SQLite's one write lock: server databases only")
     pauses = size(2, 5)
     count = size(120, 300)
     cluster.enqueue(work_items(count, rng, 800, 1600))

@@ -579,7 +579,16 @@ class SQLStorage:
         never both act on one task."""
         rescued: list[int] = []
         with self._write() as conn:
-            conn.execute(delete(worker_table).where(W.heartbeat_at < utcnow(-dead_after)))
+            # SKIP LOCKED (servers): a row locked by a worker frozen mid-transaction is
+            # left for a later pass instead of stalling the rescue of everyone else.
+            dead = conn.execute(
+                select(W.id)
+                .where(W.heartbeat_at < utcnow(-dead_after))
+                .with_for_update(skip_locked=True)
+            ).scalars()
+            dead_ids = list(dead)
+            if dead_ids:
+                conn.execute(delete(worker_table).where(W.id.in_(dead_ids)))
             stale = conn.execute(
                 select(
                     T.id,
@@ -589,11 +598,13 @@ class SQLStorage:
                     T.worker,
                     T.rerun_on_loss,
                     T.cancel_requested,
-                ).where(
+                )
+                .where(
                     T.status == _RUNNING,
                     (T.heartbeat_at < utcnow(-dead_after))
                     | T.worker.not_in(select(W.id).scalar_subquery()),
                 )
+                .with_for_update(skip_locked=True)
             ).all()
             for task_id, token, messages, lost, worker, rerun, asked in stale:
                 lost = int(lost) + 1
