@@ -6,6 +6,8 @@ part's own logic, and a real slot process where the point is the process.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -178,6 +180,68 @@ def test_a_lost_lease_discards_the_outcome() -> None:
     completer = Completer(storage)  # type: ignore[arg-type]
     assert completer.complete(a_task(), outcome()) is False
     assert completer.lost == 1
+
+
+class GatedStorage(FakeStorage):
+    """The first finish waits at a gate, so that other outcomes queue behind it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.batches: list[list[int]] = []
+
+    def finish(self, task: Task, outcome: Outcome) -> bool:
+        self.gate.wait(5)
+        return super().finish(task, outcome)
+
+    def finish_many(self, items: list[tuple[Task, Outcome]]) -> list[bool]:
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        self.batches.append([t.id for t, _ in items])
+        return [t.id != 3 for t, _ in items]  # task 3's lease was lost
+
+
+def test_outcomes_ready_together_are_written_in_one_batch() -> None:
+    storage = GatedStorage()
+    completer = Completer(storage)  # type: ignore[arg-type]
+    results: dict[int, bool] = {}
+
+    def complete(task_id: int) -> None:
+        results[task_id] = completer.complete(a_task(id=task_id), outcome())
+
+    threads = [threading.Thread(target=complete, args=(i,)) for i in range(1, 5)]
+    threads[0].start()
+    while not completer._writing:
+        time.sleep(0.001)
+    for t in threads[1:]:
+        t.start()
+    while len(completer._ready) < 3:
+        time.sleep(0.001)
+    storage.gate.set()
+    for t in threads:
+        t.join(5)
+    assert results == {1: True, 2: True, 3: False, 4: True}
+    assert [sorted(b) for b in storage.batches] == [[2, 3, 4]]
+    assert completer.completed == 3 and completer.lost == 1
+
+
+def test_a_failed_batch_is_retried_one_by_one() -> None:
+    storage = GatedStorage()
+    storage.gate.set()
+    storage.fail_with = [lost_connection()]
+    completer = Completer(storage)  # type: ignore[arg-type]
+    completer._writing = True  # as if a write were in flight: these two queue up
+    threads = [
+        threading.Thread(target=completer.complete, args=(a_task(id=i), outcome())) for i in (1, 2)
+    ]
+    for t in threads:
+        t.start()
+    while len(completer._ready) < 2:
+        time.sleep(0.001)
+    completer._hand_on()
+    for t in threads:
+        t.join(5)
+    assert len(storage.finishes) == 2 and completer.completed == 2
 
 
 def test_transient_errors_are_told_apart() -> None:

@@ -14,7 +14,17 @@ from tasktable.errors import InvalidTransition
 from tasktable.settings import Settings
 from tasktable.storage.base import Outcome
 
-from .helpers import ECHO, claim_one, column, file_rows, register, shift, shift_worker, snapshot
+from .helpers import (
+    ECHO,
+    claim_all,
+    claim_one,
+    column,
+    file_rows,
+    register,
+    shift,
+    shift_worker,
+    snapshot,
+)
 
 DEAD_AFTER = 30.0
 SUCCESS = Outcome(status=TaskStatus.SUCCESS, messages=(Message(text="done"),))
@@ -127,6 +137,41 @@ def test_finish_saves_the_outcome(table: TaskTable, status: TaskStatus, error: s
     assert done.claim_token is None
     assert column(table, task.id, "active_key") is None
     assert table.enqueue(ECHO, unique_key="k").id != task.id
+
+
+def test_finish_many_writes_each_outcome_fenced_by_its_own_token(table: TaskTable) -> None:
+    ids = [table.enqueue(ECHO, max_attempts=3, unique_key=f"k{i}").id for i in range(5)]
+    worker = register(table)
+    a, b, c, d, e = claim_all(table, worker)
+    assert [t.id for t in (a, b, c, d, e)] == ids
+    assert table.storage.release(c, Message(text="shutting down"))
+    failed = Outcome(
+        status=TaskStatus.ERROR,
+        messages=(Message(text="boom", level="error"),),
+        error="Traceback \x00",
+        progress=Progress(done=1, total=4),
+        action_link=ActionLink(text="Open", route_path="x"),
+    )
+    retry = Outcome(status=TaskStatus.PENDING, messages=(Message(text="again"),), error="e")
+    results = table.storage.finish_many(
+        [(a, SUCCESS), (b, failed), (c, SUCCESS), (d, retry), (wrong_token(e), SUCCESS)]
+    )
+    assert results == [True, True, False, True, False]
+    done = [table.get(i) for i in ids]
+    assert [t.status for t in done] == [
+        TaskStatus.SUCCESS,
+        TaskStatus.ERROR,
+        TaskStatus.PENDING,
+        TaskStatus.PENDING,
+        TaskStatus.RUNNING,
+    ]
+    assert done[1].error == "Traceback \\x00" and done[1].progress == Progress(done=1, total=4)
+    assert done[1].action_link == ActionLink(text="Open", route_path="x")
+    assert [m.text for m in done[1].messages] == ["boom"]
+    assert all(t.finished_at is not None and t.claim_token is None for t in done[:2])
+    assert [column(table, i, "active_key") for i in ids] == [None, None, "k2", "k3", "k4"]
+    assert done[3].run_at is not None and done[3].claim_token is None
+    assert table.storage.finish_many([]) == []
 
 
 def test_finish_as_a_retry_returns_to_pending_at_the_given_time(table: TaskTable) -> None:

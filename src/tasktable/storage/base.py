@@ -194,6 +194,10 @@ class Storage(Protocol):
     def finish(self, task: Task, outcome: Outcome) -> bool:
         """Persist an outcome, conditional on the claim token; False = lease lost."""
 
+    def finish_many(self, items: Sequence[tuple[Task, Outcome]]) -> list[bool]:
+        """Persist several outcomes in one transaction, each conditional on its own
+        claim token; per item, False = lease lost. All or nothing."""
+
     def report(
         self,
         task: Task,

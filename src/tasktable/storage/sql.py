@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text as sql_text
 
 from ..core.status import FINAL_STATUSES, RETRYABLE, TaskStatus
 from ..core.task import ActionLink, Message, NewTask, Progress, Task, TaskFile
@@ -64,6 +65,23 @@ _INSERT = insert(task_table).values(
 )
 _PENDING = TaskStatus.PENDING.value
 _FILE_CHUNK = 1024 * 1024  # bytes of a file sent in one statement on MariaDB/MySQL
+_PG_FINISH_KEYS = ("status", "messages", "error", "action_link", "progress_done", "progress_total")
+#: Final outcomes of several runs in one statement, each row fenced by its claim token.
+_PG_FINISH_MANY = sql_text(
+    """
+UPDATE tasktable_task AS t
+   SET status = v.status, messages = v.messages, error = v.error,
+       action_link = v.action_link, progress_done = v.progress_done,
+       progress_total = v.progress_total, finished_at = statement_timestamp(),
+       active_key = NULL, claim_token = NULL
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS text[]), CAST(:status AS text[]),
+              CAST(:messages AS text[]), CAST(:error AS text[]), CAST(:action_link AS text[]),
+              CAST(:progress_done AS bigint[]), CAST(:progress_total AS bigint[]))
+       AS v(id, token, status, messages, error, action_link, progress_done, progress_total)
+ WHERE t.id = v.id AND t.claim_token = v.token AND t.status = 'running'
+RETURNING t.id
+"""
+)
 
 
 class SQLStorage:
@@ -483,7 +501,7 @@ class SQLStorage:
             raise InvalidTransition(f"Task {task.id} was not claimed by this worker.")
         return and_(T.id == task.id, T.claim_token == task.claim_token, T.status == _RUNNING)
 
-    def finish(self, task: Task, outcome: Outcome) -> bool:
+    def _finish_values(self, outcome: Outcome) -> dict[str, Any]:
         values: dict[str, Any] = {
             "status": outcome.status.value,
             "messages": messages_json(outcome.messages),
@@ -511,10 +529,53 @@ class SQLStorage:
                 finished_at=case((asked, utcnow()), else_=null()),
                 active_key=case((asked, null()), else_=T.active_key),
             )
+        return values
+
+    def finish(self, task: Task, outcome: Outcome) -> bool:
+        values = self._finish_values(outcome)
         with self._write() as conn:
             return bool(
                 conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount
             )
+
+    def finish_many(self, items: Sequence[tuple[Task, Outcome]]) -> list[bool]:
+        """Persist several outcomes in one transaction, each fenced by its own claim
+        token; per item, False = lease lost. All or nothing.
+
+        On PostgreSQL the final outcomes go in one ``UPDATE ... FROM unnest(...)
+        RETURNING id`` (which rows were updated tells the lost leases apart); the
+        rest, and every outcome on SQLite and MariaDB, one fenced UPDATE each.
+        """
+        if not items:
+            return []
+        for task, _ in items:
+            self._fence(task)  # every task must carry its claim token
+        with self._write() as conn:
+            done: dict[int, bool] = {}
+            rest = list(items)
+            if self.dialect_name == "postgresql":
+                final = [(t, o) for t, o in items if o.status.is_final]
+                rest = [(t, o) for t, o in items if not o.status.is_final]
+                if len(final) > 1:
+                    updated = self._pg_finish_final(conn, final)
+                    done.update({t.id: t.id in updated for t, _ in final})
+                else:
+                    rest = list(items)
+            for task, outcome in rest:
+                stmt = update(task_table).where(self._fence(task))
+                done[task.id] = bool(
+                    conn.execute(stmt.values(self._finish_values(outcome))).rowcount
+                )
+        return [done[task.id] for task, _ in items]
+
+    def _pg_finish_final(self, conn: Connection, items: Sequence[tuple[Task, Outcome]]) -> set[int]:
+        rows = [self._finish_values(o) for _, o in items]
+        params = {
+            "ids": [t.id for t, _ in items],
+            "tokens": [t.claim_token for t, _ in items],
+            **{key: [r[key] for r in rows] for key in _PG_FINISH_KEYS},
+        }
+        return {int(i) for i in conn.execute(_PG_FINISH_MANY, params).scalars()}
 
     def report(
         self,

@@ -1,5 +1,11 @@
 """Persist outcomes: one fenced write per run, retried through database outages.
 
+Outcomes that are ready together are written together: while one slot's write
+is in flight, the outcomes other slots hand in queue up, and the next write
+persists them all in one transaction (``Storage.finish_many``: each row still
+fenced by its own claim token, each reported written or lease lost). A batch
+that fails is retried one outcome at a time, with the rules below.
+
 While the database is unreachable the write is retried with capped back-off
 (the run stays with this worker, whose heartbeat keeps its lease once the
 database is back). If the database answers but refuses the write itself (say
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 
 from ..core.task import Message, Task
 from ..storage.base import Outcome, Storage
@@ -22,6 +29,17 @@ log = logging.getLogger("tasktable.worker")
 MAX_MESSAGES = 50
 MAX_TEXT = 4000
 MAX_ERROR = 60_000
+
+
+@dataclass(eq=False)
+class _Ready:
+    """One outcome handed in, waiting for its write (or to lead the next one)."""
+
+    task: Task
+    outcome: Outcome
+    ok: bool = False
+    lead: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class Completer:
@@ -40,9 +58,64 @@ class Completer:
         self.completed = 0
         self.lost = 0
         self.unsaved = 0
+        self.batches = 0  # writes of more than one outcome
+        self._lock = threading.Lock()
+        self._ready: list[_Ready] = []
+        self._writing = False
 
     def complete(self, task: Task, outcome: Outcome) -> bool:
-        """Write the outcome; False when it was not written (lease lost, or given up)."""
+        """Write the outcome; False when it was not written (lease lost, or given up).
+
+        Blocks until written. When another write is in flight this one waits for
+        it, then goes out with every outcome handed in meanwhile, in one batch."""
+        item = _Ready(task, outcome)
+        with self._lock:
+            self._ready.append(item)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            item.done.wait()
+            if not item.lead:
+                return item.ok
+        self._lead()
+        return item.ok
+
+    def _lead(self) -> None:
+        """Write what is ready, then hand the lead to the first outcome queued since."""
+        with self._lock:
+            batch, self._ready = self._ready, []
+        try:
+            self._write(batch)
+        finally:  # even on a bug: no slot waits forever on this batch
+            for item in batch:
+                item.done.set()
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        with self._lock:
+            if not self._ready:
+                self._writing = False
+                return
+            heir = self._ready[0]
+        heir.lead = True
+        heir.done.set()
+
+    def _write(self, batch: list[_Ready]) -> None:
+        if len(batch) > 1:
+            try:
+                oks = self.storage.finish_many([(i.task, i.outcome) for i in batch])
+            except Exception as exc:  # retried one by one, with the rules of each
+                log.debug("A batch of %d outcomes failed (%s); one by one", len(batch), exc)
+            else:
+                self.health.ok()
+                self.batches += 1
+                for item, ok in zip(batch, oks, strict=True):
+                    item.ok = self._written(item.task, item.outcome, ok)
+                return
+        for item in batch:
+            item.ok = self._complete_one(item.task, item.outcome)
+
+    def _complete_one(self, task: Task, outcome: Outcome) -> bool:
         delay = 0.1
         refused = 0
         while True:
@@ -69,6 +142,9 @@ class Completer:
                     self.unsaved += 1
                     return False
                 delay = min(delay * 2, 2.0)
+        return self._written(task, outcome, ok)
+
+    def _written(self, task: Task, outcome: Outcome, ok: bool) -> bool:
         if ok:
             self.completed += 1
             log.debug("Task %s (%s): %s", task.id, task.name, outcome.status.value)
