@@ -56,10 +56,6 @@ def require_server(name: str) -> None:
     pytest.skip(reason)
 
 
-def _admin(url: str) -> object:
-    return create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/tasktable.sqlite3"
@@ -69,7 +65,8 @@ def sqlite_url(tmp_path: Path) -> str:
 def postgresql_url() -> Iterator[str]:
     require_server("postgresql")
     name = f"tt_{secrets.token_hex(6)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    # pre-ping: a server restarted by a db_restart test must not break the teardown
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN_URL).set(database=name)
@@ -85,7 +82,7 @@ def postgresql_url() -> Iterator[str]:
 def mariadb_url() -> Iterator[str]:
     require_server("mariadb")
     name = f"tt_{secrets.token_hex(6)}"
-    admin = create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     url = make_url(MYSQL_ADMIN_URL).set(database=name)
