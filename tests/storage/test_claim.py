@@ -11,7 +11,7 @@ from tasktable import TaskTable
 from tasktable.core.status import TaskStatus
 from tasktable.settings import Settings
 
-from .helpers import ECHO, claim_all, make_status, register, shift
+from .helpers import ECHO, claim_all, make_status, register, shift, shift_worker
 
 
 def test_claim_order_is_priority_then_id(table: TaskTable) -> None:
@@ -161,3 +161,21 @@ def test_claim_uses_the_database_clock(table: TaskTable) -> None:
     assert claimed.id == task.id
     assert claimed.executed_at is not None
     assert timedelta(0) <= server_now - claimed.executed_at < timedelta(minutes=1)
+
+
+def test_a_claim_with_alive_within_needs_a_fresh_worker_row(table: TaskTable) -> None:
+    task = table.enqueue(ECHO, queue="q")
+    worker = register(table)
+    storage = table.storage
+    shift_worker(table, worker, 20)
+    for queues in ((), ("q",)):
+        assert storage.claim(worker, queues, 5, alive_within=15) == []
+        assert storage.claim("never-registered", queues, 5, alive_within=15) == []
+    assert table.get(task.id).status is TaskStatus.PENDING
+    shift_worker(table, worker, 10)
+    [claimed] = storage.claim(worker, ("q",), 5, alive_within=15)
+    assert claimed.id == task.id and claimed.status is TaskStatus.RUNNING
+    assert claimed.worker == worker and claimed.attempts == 1
+    assert claimed.claim_token is not None and claimed.executed_at is not None
+    assert claimed.executed_at.tzinfo is not None
+    assert table.get(task.id) == claimed

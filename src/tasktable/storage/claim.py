@@ -2,19 +2,22 @@
 
 Each claim moves up to ``limit`` due pending tasks to ``running`` in priority
 (higher first), then id order, stamping the worker, a fresh claim token, and
-``attempts + 1``. The SQL is written out per dialect so it can be read and
-EXPLAINed as it runs.
+``attempts + 1``. With ``alive_within``, the same statement also requires the
+worker's row with a heartbeat at most that many seconds old (``{alive}``), so
+a worker declared dead never claims under its old id, at no extra round trip.
+The SQL is written out per dialect so it can be read and EXPLAINed as it runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, text
+from sqlalchemy import Connection, bindparam, column, text
 
 from .schema import task_table
+from .types import UTCDateTime
 
 _COLUMNS = ", ".join(c.name for c in task_table.c)
 
@@ -37,7 +40,7 @@ UPDATE tasktable_task
        progress_done = NULL, progress_total = NULL
  WHERE id IN (
        SELECT id FROM tasktable_task
-        WHERE status = 'pending' AND run_at <= statement_timestamp() {queues}
+        WHERE status = 'pending' AND run_at <= statement_timestamp() {queues} {alive}
         ORDER BY priority DESC, id
         LIMIT :limit
           FOR UPDATE SKIP LOCKED)
@@ -54,7 +57,7 @@ UPDATE tasktable_task
  WHERE id IN (
        SELECT id FROM tasktable_task
         WHERE status = 'pending'
-          AND run_at <= strftime('%Y-%m-%d %H:%M:%f000', 'now') {queues}
+          AND run_at <= strftime('%Y-%m-%d %H:%M:%f000', 'now') {queues} {alive}
         ORDER BY priority DESC, id
         LIMIT :limit)
 RETURNING {columns}
@@ -64,17 +67,33 @@ RETURNING {columns}
 # UPDATE SKIP LOCKED" locked all due rows, so a concurrent claim found them all locked and
 # got nothing (burst workers then quit early). So the order comes from a plain read, and
 # only those candidates are locked, by primary key, with no ORDER BY.
+_PG_ALIVE = """
+          AND EXISTS (SELECT 1 FROM tasktable_worker
+                       WHERE id = :worker
+                         AND heartbeat_at >= statement_timestamp() - make_interval(secs => :alive))"""
+
+_SQLITE_ALIVE = """
+          AND EXISTS (SELECT 1 FROM tasktable_worker
+                       WHERE id = :worker
+                         AND heartbeat_at >= strftime('%Y-%m-%d %H:%M:%f000', 'now', :alive))"""
+
+_MYSQL_ALIVE = """
+   AND EXISTS (SELECT 1 FROM tasktable_worker
+                WHERE id = :worker
+                  AND heartbeat_at >= UTC_TIMESTAMP(6) - INTERVAL :alive MICROSECOND)"""
+
 _MYSQL_CANDIDATES = """
 SELECT id, priority FROM tasktable_task
- WHERE status = 'pending' AND run_at <= UTC_TIMESTAMP(6) {queues} {after}
+ WHERE status = 'pending' AND run_at <= UTC_TIMESTAMP(6) {queues} {alive} {after}
  ORDER BY priority DESC, id
  LIMIT :limit
 """
 
 _MYSQL_AFTER = "AND (priority < :after_priority OR (priority = :after_priority AND id > :after_id))"
 
+# The whole rows, as the claim leaves them once the UPDATE below has run: no re-read.
 _MYSQL_LOCK = """
-SELECT id, priority, UTC_TIMESTAMP(6) AS now_utc FROM tasktable_task
+SELECT {columns}, UTC_TIMESTAMP(6) AS now_utc FROM tasktable_task
  WHERE id IN :ids AND status = 'pending' AND run_at <= UTC_TIMESTAMP(6)
    FOR UPDATE SKIP LOCKED
 """
@@ -90,12 +109,10 @@ UPDATE tasktable_task
  WHERE id IN :ids
 """
 
-_MYSQL_READ = "SELECT {columns} FROM tasktable_task WHERE id IN :ids"
 
-
-def _statement(sql: str, queues: Sequence[str], **extra: Any) -> Any:
+def _statement(sql: str, queues: Sequence[str], alive: str = "", **extra: Any) -> Any:
     clause = "AND queue IN :queues" if queues else ""
-    stmt = text(sql.format(queues=clause, columns=_COLUMNS, **extra))
+    stmt = text(sql.format(queues=clause, columns=_COLUMNS, alive=alive, **extra))
     if queues:
         stmt = stmt.bindparams(bindparam("queues", expanding=True))
     return stmt
@@ -105,31 +122,53 @@ class Claimer:
     capabilities: Capabilities
 
     def claim(
-        self, conn: Connection, worker: str, token: str, queues: Sequence[str], limit: int
-    ) -> Sequence[RowMapping]:
+        self,
+        conn: Connection,
+        worker: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None = None,
+    ) -> Sequence[Mapping[Any, Any]]:
         raise NotImplementedError
 
 
 class ReturningClaimer(Claimer):
     """PostgreSQL and SQLite: one ``UPDATE ... RETURNING``."""
 
-    def __init__(self, sql: str, capabilities: Capabilities) -> None:
+    def __init__(self, sql: str, alive: str, capabilities: Capabilities) -> None:
         self.sql = sql
+        self.alive = alive
         self.capabilities = capabilities
-        self._cache: dict[bool, Any] = {}
+        self._cache: dict[tuple[bool, bool], Any] = {}
 
     def claim(
-        self, conn: Connection, worker: str, token: str, queues: Sequence[str], limit: int
-    ) -> Sequence[RowMapping]:
-        stmt = self._cache.get(bool(queues))
+        self,
+        conn: Connection,
+        worker: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None = None,
+    ) -> Sequence[Mapping[Any, Any]]:
+        key = (bool(queues), alive_within is not None)
+        stmt = self._cache.get(key)
         if stmt is None:
-            stmt = _statement(self.sql, queues).columns(*task_table.c)
-            self._cache[bool(queues)] = stmt
+            alive = self.alive if alive_within is not None else ""
+            stmt = _statement(self.sql, queues, alive).columns(*task_table.c)
+            self._cache[key] = stmt
         params: dict[str, Any] = {"worker": worker, "token": token, "limit": limit}
         if queues:
             params["queues"] = list(queues)
+        if alive_within is not None:
+            params["alive"] = self._alive_param(alive_within)
         rows = conn.execute(stmt, params).mappings().all()
         return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+
+    def _alive_param(self, seconds: float) -> Any:
+        if self.capabilities.listen_notify:  # PostgreSQL: make_interval(secs => ...)
+            return float(seconds)
+        return f"-{seconds:.3f} seconds"  # SQLite: a strftime modifier
 
 
 class MySQLClaimer(Claimer):
@@ -140,26 +179,51 @@ class MySQLClaimer(Claimer):
     )
 
     def claim(
-        self, conn: Connection, worker: str, token: str, queues: Sequence[str], limit: int
-    ) -> Sequence[RowMapping]:
-        picked = self._lock_due(conn, queues, limit)
+        self,
+        conn: Connection,
+        worker: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None = None,
+    ) -> Sequence[Mapping[Any, Any]]:
+        picked = self._lock_due(conn, queues, limit, worker, alive_within)
         if not picked:
             return []
-        ids = [row[0] for row in picked]
-        take = text(_MYSQL_TAKE).bindparams(bindparam("ids", expanding=True))
-        conn.execute(take, {"worker": worker, "token": token, "now": picked[0][2], "ids": ids})
-        read = (
-            text(_MYSQL_READ.format(columns=_COLUMNS))
-            .bindparams(bindparam("ids", expanding=True))
-            .columns(*task_table.c)
+        now = picked[0]["now_utc"]
+        take = text(_MYSQL_TAKE).bindparams(
+            bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime())
         )
-        rows = conn.execute(read, {"ids": ids}).mappings().all()
-        return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+        ids = [row["id"] for row in picked]
+        conn.execute(take, {"worker": worker, "token": token, "now": now, "ids": ids})
+        claimed = {
+            "status": "running",
+            "worker": worker,
+            "claim_token": token,
+            "executed_at": now,
+            "heartbeat_at": now,
+            "cancel_requested": False,
+            "progress_done": None,
+            "progress_total": None,
+        }
+        return [{**row, **claimed, "attempts": row["attempts"] + 1} for row in picked]
 
-    def _lock_due(self, conn: Connection, queues: Sequence[str], limit: int) -> list[Any]:
+    def _lock_due(
+        self,
+        conn: Connection,
+        queues: Sequence[str],
+        limit: int,
+        worker: str,
+        alive_within: float | None,
+    ) -> list[Any]:
         """Lock up to ``limit`` due rows in priority then id order, skipping rows that
-        other claims hold; (id, priority, now) each."""
-        lock = text(_MYSQL_LOCK).bindparams(bindparam("ids", expanding=True))
+        other claims hold; whole rows, with the database's ``now_utc``."""
+        lock = (
+            text(_MYSQL_LOCK.format(columns=_COLUMNS))
+            .bindparams(bindparam("ids", expanding=True))
+            .columns(*task_table.c, column("now_utc", UTCDateTime()))
+        )
+        alive = _MYSQL_ALIVE if alive_within is not None else ""
         picked: list[Any] = []
         after: tuple[int, int] | None = None
         for _ in range(_MYSQL_MAX_WINDOWS):
@@ -167,14 +231,17 @@ class MySQLClaimer(Claimer):
             params: dict[str, Any] = {"limit": want}
             if queues:
                 params["queues"] = list(queues)
+            if alive_within is not None:
+                params["worker"] = worker
+                params["alive"] = round(alive_within * 1_000_000)
             if after is not None:
                 params["after_priority"], params["after_id"] = after
             sql = _MYSQL_CANDIDATES.replace("{after}", _MYSQL_AFTER if after else "")
-            candidates = conn.execute(_statement(sql, queues), params).all()
+            candidates = conn.execute(_statement(sql, queues, alive), params).all()
             if not candidates:
                 break
-            locked = conn.execute(lock, {"ids": [c[0] for c in candidates]}).all()
-            picked += sorted(locked, key=lambda r: (-r[1], r[0]))
+            locked = conn.execute(lock, {"ids": [c[0] for c in candidates]}).mappings().all()
+            picked += sorted(locked, key=lambda r: (-r["priority"], r["id"]))
             if len(picked) >= limit or len(candidates) < want:
                 break
             after = (int(candidates[-1][1]), int(candidates[-1][0]))
@@ -185,6 +252,7 @@ def claimer_for(dialect_name: str) -> Claimer:
     if dialect_name == "postgresql":
         return ReturningClaimer(
             _PG_CLAIM,
+            _PG_ALIVE,
             Capabilities(
                 skip_locked=True, update_returning=True, listen_notify=True, concurrent_writers=True
             ),
@@ -193,6 +261,7 @@ def claimer_for(dialect_name: str) -> Claimer:
         return MySQLClaimer()
     return ReturningClaimer(
         _SQLITE_CLAIM,
+        _SQLITE_ALIVE,
         Capabilities(
             skip_locked=False, update_returning=True, listen_notify=False, concurrent_writers=False
         ),

@@ -487,13 +487,8 @@ class SQLStorage:
     ) -> list[Task]:
         token = secrets.token_hex(16)
         with self._write() as conn:
-            if alive_within is not None:
-                fresh = conn.execute(
-                    select(W.id).where(W.id == worker_id, W.heartbeat_at >= utcnow(-alive_within))
-                ).first()
-                if fresh is None:  # declared dead, or about to be: never claim under it
-                    return []
-            rows = self.claimer.claim(conn, worker_id, token, queues, limit)
+            # alive_within: the claim statement itself requires a fresh worker row.
+            rows = self.claimer.claim(conn, worker_id, token, queues, limit, alive_within)
         return [task_from_row(r) for r in rows]
 
     def _fence(self, task: Task) -> Any:
