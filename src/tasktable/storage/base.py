@@ -7,7 +7,8 @@ SQLAlchemy or a database driver. Each operation states its atomicity.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -16,6 +17,17 @@ from ..core.status import TaskStatus
 from ..core.task import ActionLink, Message, NewTask, Progress, Task, TaskFile
 
 SORT_FIELDS = ("id", "created_at", "run_at", "priority", "name", "status", "queue", "handler")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the worker picks its strategy from these, not from types."""
+
+    skip_locked: bool
+    update_returning: bool
+    listen_notify: bool
+    concurrent_writers: bool  # False on SQLite: one writer at a time per file
+    same_host_wakeup: bool = False  # SQLite: another's commit is seen (data_version)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +129,7 @@ class Storage(Protocol):
     """Domain operations on the task table. Implemented by :class:`SQLStorage`."""
 
     dialect_name: str
+    capabilities: Capabilities
 
     # -- schema ---------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -226,6 +239,11 @@ class Storage(Protocol):
         in the same transaction; exactly one caller wins each tick. A name seen
         for the first time is recorded, and its task inserted only when
         ``enqueue_if_new``. Returns (won, the task inserted)."""
+
+    def listen(self, on_wake: Callable[[str | None], None], stop: threading.Event) -> None:
+        """Call ``on_wake(queue or None)`` whenever tasks may have become due, until
+        ``stop``; raises when its connection is lost. Only where ``capabilities``
+        say so (``listen_notify`` or ``same_host_wakeup``); see ``wakeup.py``."""
 
     def server_now(self) -> datetime:
         """The database's clock (also a cheap "is it reachable" probe)."""

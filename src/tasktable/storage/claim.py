@@ -11,25 +11,15 @@ The SQL is written out per dialect so it can be read and EXPLAINed as it runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, column, text
 
+from .base import Capabilities
 from .schema import task_table
 from .types import UTCDateTime
 
 _COLUMNS = ", ".join(c.name for c in task_table.c)
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a backend can do; the worker picks its strategy from these, not from types."""
-
-    skip_locked: bool
-    update_returning: bool
-    listen_notify: bool
-    concurrent_writers: bool  # False on SQLite: one writer at a time per file
 
 
 _PG_CLAIM = """
@@ -263,6 +253,10 @@ def claimer_for(dialect_name: str) -> Claimer:
         _SQLITE_CLAIM,
         _SQLITE_ALIVE,
         Capabilities(
-            skip_locked=False, update_returning=True, listen_notify=False, concurrent_writers=False
+            skip_locked=False,
+            update_returning=True,
+            listen_notify=False,
+            concurrent_writers=False,
+            same_host_wakeup=True,
         ),
     )

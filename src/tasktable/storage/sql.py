@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -52,6 +53,7 @@ from .rows import (
 )
 from .schema import file_table, periodic_table, task_table, worker_table
 from .types import UTCDateTime, utcnow
+from .wakeup import NOTIFY_SQL, WakeFn, listen_postgres, listen_sqlite
 
 T = task_table.c
 F = file_table.c
@@ -146,7 +148,21 @@ class SQLStorage:
                 elif task is not None:
                     plain.append(task)
             found = {t.id: t for t in self._fetch(conn, order)}
+            self._notify(conn, [t for t in tasks if t.run_at is None])
         return [found[i] for i in order]
+
+    def _notify(self, conn: Connection, due: Sequence[NewTask]) -> None:
+        """PostgreSQL: wake listening workers at commit (see ``wakeup.py``)."""
+        if due and self.capabilities.listen_notify:
+            conn.execute(NOTIFY_SQL, {"queues": sorted({t.queue for t in due})})
+
+    def listen(self, on_wake: WakeFn, stop: threading.Event) -> None:
+        if self.capabilities.listen_notify:
+            listen_postgres(self.engine, on_wake, stop)
+        elif self.capabilities.same_host_wakeup:
+            listen_sqlite(self.engine, on_wake, stop)
+        else:
+            raise NotImplementedError(f"{self.dialect_name} has no wake-up; poll instead")
 
     def _new_row(self, task: NewTask) -> dict[str, Any]:
         return {

@@ -4,7 +4,10 @@
 long-lived child process by default) and the background loops (heartbeat and
 rescuer, cancel watch, cleaner), then loops: claim as many due tasks as there
 are idle slots in one statement, hand one to each, and wait until a slot
-frees up or the poll interval passes.
+frees up, a wake-up says a task was enqueued (``listener.py``: LISTEN/NOTIFY
+on PostgreSQL, ``PRAGMA data_version`` on SQLite), or the poll interval
+passes. Without a wake-up (MariaDB) the poll adapts: short right after a
+claim found work, doubling up to the poll interval while nothing is due.
 
 - SIGTERM/SIGINT: stop claiming at once; running tasks get ``grace`` seconds
   to finish, then are stopped and released to ``pending`` (their attempt not
@@ -41,6 +44,7 @@ from ..errors import DatabaseError
 from ..storage.base import Outcome, WorkerInfo
 from .completer import Completer
 from .health import DbHealth
+from .listener import Listener, can_listen
 from .maintenance import CANCEL_POLL, CancelWatch, Cleaner, Every, Heartbeat, Rescuer
 from .periodic import RESERVED_PREFIX, SCHEDULER_INTERVAL, Periodic, Scheduler, plan
 from .queues import QueuePlan
@@ -55,6 +59,7 @@ EXIT_OK = 0
 EXIT_DB_OUTAGE = 3
 CLOSE_TIMEOUT = 15.0  # seconds to wait for slots to release their runs at exit
 CLEANER_TICK = f"{RESERVED_PREFIX}cleaner"
+MIN_POLL = 0.02  # seconds: the first poll after a claim found work, with no wake-up
 
 
 def new_worker_id() -> str:
@@ -122,6 +127,7 @@ class Worker:
         )
         self.rescuer = Rescuer(self.storage, self.dead_after, health=self.health)
         self.loops: list[Every] = []
+        self.listener: Listener | None = None
         # Checked now (cron, handler, args), so a bad schedule fails at start.
         self.scheduler = Scheduler(self.storage, plan(table, periodic))
 
@@ -214,6 +220,9 @@ class Worker:
         ]
         for loop in self.loops:
             loop.start()
+        if can_listen(self.storage):
+            self.listener = Listener(self.storage, self.queues, self.wake, self.stop_event)
+            self.listener.start()
 
     def _clean(self, cleaner: Cleaner) -> int:
         """Clean once per ``clean_interval`` tick, by whichever worker takes the tick."""
@@ -270,6 +279,7 @@ class Worker:
     def _claim_loop(self) -> int:
         started = time.monotonic()
         poll = self.settings.poll_interval.total_seconds()
+        wait = poll
         backoff = 0.5
         while not self.stopping:
             if self.max_seconds is not None and time.monotonic() - started >= self.max_seconds:
@@ -305,9 +315,16 @@ class Worker:
                 if self.burst and not claimed and self.pool.busy == 0:
                     log.info("Worker %s: nothing due; burst run done", self.id)
                     break
-            self.wake.wait(poll)
+                wait = self._next_wait(wait, poll, bool(claimed))
+            self.wake.wait(wait)
             self.wake.clear()
         return EXIT_OK
+
+    def _next_wait(self, last: float, poll: float, found: bool) -> float:
+        """The poll interval with a wake-up; else short after work, doubling while idle."""
+        if self.listener is not None:
+            return poll
+        return min(MIN_POLL, poll) if found else min(last * 2, poll)
 
     def _claim(self, limit: int) -> list[Task]:
         with self._id_lock:

@@ -1,0 +1,67 @@
+"""Wake-ups: tell an idle worker at once that a task was enqueued, instead of a poll.
+
+- PostgreSQL (``Capabilities.listen_notify``): an enqueue runs
+  ``pg_notify('tasktable', queue)`` in its own transaction, so the notice is
+  delivered at commit (or never, on rollback); a worker keeps one connection
+  that ``LISTEN``s on that channel.
+- SQLite (``Capabilities.same_host_wakeup``): every worker is on the same host
+  as the file; a dedicated read connection polls ``PRAGMA data_version``
+  (which changes when another connection commits) every ~2 ms: one cheap
+  read, no lock, no write.
+- Otherwise (MariaDB) there is nothing to listen to: the worker polls.
+
+A listener calls ``on_wake(queue)`` (``queue`` is ``None`` when unknown) from
+its own thread. It returns when ``stop`` is set, and raises on a lost
+connection; the caller reconnects with back-off (polling goes on meanwhile).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+CHANNEL = "tasktable"
+NOTIFY_SQL = text("SELECT pg_notify('tasktable', q) FROM unnest(CAST(:queues AS text[])) AS q")
+DATA_VERSION_POLL = 0.002  # seconds between two reads of PRAGMA data_version
+LISTEN_TICK = 0.5  # seconds a LISTEN connection waits before looking at ``stop``
+
+WakeFn = Callable[[str | None], None]
+
+
+def listen_postgres(engine: Engine, on_wake: WakeFn, stop: threading.Event) -> None:
+    """LISTEN on a connection taken out of the pool for good, until ``stop``."""
+    raw = engine.raw_connection()
+    conn: Any = raw.driver_connection  # a psycopg connection
+    raw.detach()  # kept by this listener alone; closed, never returned to the pool
+    try:
+        conn.rollback()
+        conn.autocommit = True
+        conn.execute(f"LISTEN {CHANNEL}")
+        on_wake(None)  # anything enqueued while nobody listened
+        while not stop.is_set():
+            for notice in conn.notifies(timeout=LISTEN_TICK):
+                on_wake(notice.payload or None)
+    finally:
+        raw.close()
+
+
+def listen_sqlite(engine: Engine, on_wake: WakeFn, stop: threading.Event) -> None:
+    """Poll ``PRAGMA data_version`` on a connection of its own until ``stop``."""
+    database = engine.url.database
+    assert database is not None
+    conn: Any = sqlite3.connect(database, timeout=30, check_same_thread=False)
+    try:
+        conn.isolation_level = None  # autocommit: each read sees the latest commit
+        seen = conn.execute("PRAGMA data_version").fetchone()[0]
+        on_wake(None)
+        while not stop.wait(DATA_VERSION_POLL):
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != seen:
+                seen = version
+                on_wake(None)
+    finally:
+        conn.close()

@@ -1,0 +1,62 @@
+"""The wake-up listener: sets the claim loop's ``wake`` event when a task is enqueued.
+
+Chosen from the storage's capabilities (``listen_notify`` on PostgreSQL,
+``same_host_wakeup`` on SQLite); without either, the claim loop only polls.
+Polling stays on as the fallback in every case: a lost listener connection
+costs latency, never a task. The listener reconnects with capped back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from ..storage.base import Storage
+
+log = logging.getLogger("tasktable.worker")
+
+
+def can_listen(storage: Storage) -> bool:
+    caps = storage.capabilities
+    return caps.listen_notify or caps.same_host_wakeup
+
+
+class Listener:
+    """A thread around ``storage.listen``: wake on a notice for one of ``queues``."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        queues: Sequence[str],
+        wake: threading.Event,
+        stop: threading.Event,
+    ) -> None:
+        self.storage = storage
+        self.queues = frozenset(queues)
+        self.wake = wake
+        self.stop = stop
+        self.wakes = 0
+        self.failures = 0
+        self.thread = threading.Thread(target=self.run, name="tasktable-listener", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def on_wake(self, queue: str | None) -> None:
+        if queue is None or not self.queues or queue in self.queues:
+            self.wakes += 1
+            self.wake.set()
+
+    def run(self) -> None:
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                self.storage.listen(self.on_wake, self.stop)
+            except Exception as exc:  # a lost connection: poll meanwhile, then reconnect
+                self.failures += 1
+                log.debug("Wake-up listener lost its connection (%s); polling meanwhile", exc)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                delay = 0.5
