@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -133,3 +134,38 @@ def subprocess_env(tmp_path: Path) -> dict[str, str]:
     env["TASKTABLE_LOG_FILE"] = str(tmp_path / "log" / "background_task.log")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+CHROMIUM = Path(os.environ.get("TASKTABLE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, one for the whole session.
+
+    Playwright's sync API keeps an event loop running while it is open, so a
+    second ``sync_playwright()`` in the same session fails: every browser test
+    shares this one (new contexts per test keep them isolated).
+    """
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium; make install installs it)"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"TASKTABLE_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

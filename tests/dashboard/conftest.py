@@ -5,7 +5,6 @@ by Playwright (Debian's /usr/bin/chromium; Playwright never downloads a browser)
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import socket
@@ -24,18 +23,8 @@ from tasktable import TaskTable
 from tasktable.auth import Identity
 from tasktable.settings import Settings
 
-from ..conftest import REQUIRE_SERVICES, ROOT
+from ..conftest import ROOT
 
-CHROMIUM = Path(os.environ.get("TASKTABLE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CLI = [sys.executable, "-c", "from tasktable.cli.main import run; run()"]
 H = "tests.dashboard.handlers"
@@ -155,23 +144,6 @@ def served(
         for p in reversed(server.procs):
             stop(p)
         table.close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium; make test installs it)"
-        if REQUIRE_SERVICES:
-            pytest.fail(f"TASKTABLE_REQUIRE_SERVICES=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @dataclass

@@ -22,21 +22,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES
-
 pytest.importorskip("flask", reason="Flask is not installed (pip install -e '.[dev]')")
 pytest.importorskip("playwright", reason="Playwright is not installed (pip install -e '.[dev]')")
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("TASKTABLE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 PASSWORD = "walkthrough-pw"
 
 
@@ -94,24 +83,14 @@ def shop(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium; make install installs it)"
-        if REQUIRE_SERVICES:
-            pytest.fail(f"TASKTABLE_REQUIRE_SERVICES=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(accept_downloads=True)
-        tab = context.new_page()
-        tab.set_default_timeout(20_000)
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    try:
+        yield tab
+    finally:
+        context.close()
 
 
 def statuses(page: Any, ids: range | list[int]) -> list[str]:
