@@ -261,3 +261,11 @@ def test_parse_datetime_takes_datetimes() -> None:
 def test_parse_datetime_refuses_what_is_not_iso_8601(value: Any) -> None:
     with pytest.raises(InvalidInput, match="ISO 8601"):
         parse_datetime(value)
+
+
+def test_args_with_a_lone_surrogate_are_refused_clearly() -> None:
+    from tasktable.core.validation import validate_args
+    from tasktable.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="surrogate"):
+        validate_args({"text": "\ud800"}, 1000)

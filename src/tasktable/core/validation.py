@@ -85,7 +85,12 @@ def validate_args(args: JSONValue, limit_bytes: int) -> tuple[JSONValue, str]:
         )
     _depth_and_finite(args)
     text = dump_json(args)
-    size = len(text.encode())
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            "Args contain a lone surrogate character, which is not valid Unicode text."
+        ) from None
     if size > limit_bytes:
         raise InvalidInput(
             f"Args are {size} bytes, more than the limit of {limit_bytes} bytes "
