@@ -65,6 +65,7 @@ _INSERT = insert(task_table).values(
     created_at=utcnow(),
     run_at=func.coalesce(bindparam("run_at_in", type_=UTCDateTime()), utcnow()),
 )
+_INSERT_RETURNING = _INSERT.returning(*task_table.c, sort_by_parameter_order=True)
 _PENDING = TaskStatus.PENDING.value
 _FILE_CHUNK = 1024 * 1024  # bytes of a file sent in one statement on MariaDB/MySQL
 _PG_FINISH_KEYS = ("status", "messages", "error", "action_link", "progress_done", "progress_total")
@@ -133,21 +134,23 @@ class SQLStorage:
         with self._write(connection) as conn:
             # In the order given, so that ids (and so the run order) follow it: runs of
             # plain tasks in one round trip each, a task with a unique key on its own.
+            # A new row comes back whole from its INSERT ... RETURNING (no re-read); only
+            # a task found by its unique key is read.
             order: list[int] = []
+            found: dict[int, Task] = {}
             plain: list[NewTask] = []
             for task in [*tasks, None]:
                 if (task is None or task.unique_key is not None) and plain:
-                    rows = conn.execute(
-                        _INSERT.returning(T.id, sort_by_parameter_order=True),
-                        [self._new_row(t) for t in plain],
-                    ).all()
-                    order.extend(int(row[0]) for row in rows)
+                    rows = conn.execute(_INSERT_RETURNING, [self._new_row(t) for t in plain])
+                    for new in map(task_from_row, rows.mappings()):
+                        found[new.id] = new
+                        order.append(new.id)
                     plain = []
                 if task is not None and task.unique_key is not None:
                     order.append(self._insert_unique(conn, task))
                 elif task is not None:
                     plain.append(task)
-            found = {t.id: t for t in self._fetch(conn, order)}
+            found.update((t.id, t) for t in self._fetch(conn, [i for i in order if i not in found]))
             self._notify(conn, [t for t in tasks if t.run_at is None])
         return [found[i] for i in order]
 
