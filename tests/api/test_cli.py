@@ -11,6 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tasktable import TaskTable
+from tasktable.auth import Identity, NotAuthenticated, Role
+from tasktable.auth.sessions import Sessions
 from tasktable.cli.main import main
 from tasktable.cli.serve import is_loopback
 
@@ -92,6 +95,57 @@ def test_user_add_prompts_for_the_password_twice(
     )
     assert result.returncode == 0, result.stderr
     assert "a long enough password" not in result.stdout + result.stderr
+
+
+def test_user_passwd_changes_the_password_and_ends_sessions(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = "the first password", "the second password"
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{old}\n"))
+    argv = ("--role", "operator", "--password-stdin", "--db", sqlite_url)
+    assert run(capsys, "user", "add", "erin", *argv)[0] == 0
+    with TaskTable(sqlite_url) as table:
+        sessions = Sessions(Identity(table))
+        before = sessions.login("erin", old)
+        monkeypatch.setattr("sys.stdin", io.StringIO(f"{new}\n"))
+        code, out, err = run(
+            capsys, "user", "passwd", "erin", "--password-stdin", "--db", sqlite_url
+        )
+        assert code == 0, err
+        assert "erin" in out and new not in out + err
+        assert sessions.find(before.secret) is None
+        with pytest.raises(NotAuthenticated):
+            sessions.login("erin", old)
+        assert sessions.login("erin", new).principal.role is Role.OPERATOR
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    code, _, err = run(capsys, "user", "passwd", "erin", "--password-stdin", "--db", sqlite_url)
+    assert code == 1 and "at least 8 characters" in err
+    code, _, err = run(capsys, "user", "passwd", "nobody", "--password-stdin", "--db", sqlite_url)
+    assert code == 1 and "No user named 'nobody'" in err
+
+
+def test_user_passwd_prompts_for_the_password_twice(
+    sqlite_url: str, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    def cli(*argv: str, typed: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, "user", *argv, "--db", sqlite_url],
+            input=typed,
+            capture_output=True,
+            text=True,
+            env=subprocess_env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+
+    assert (
+        cli("add", "fay", "--role", "viewer", typed="old password\nold password\n").returncode == 0
+    )
+    done = cli("passwd", "fay", typed="new password!\nnew password!\n")
+    assert done.returncode == 0, done.stderr
+    assert "new password!" not in done.stdout + done.stderr
+    with TaskTable(sqlite_url) as table:
+        assert Identity(table).login("fay", "new password!").name == "fay"
 
 
 def test_serve_refuses_a_public_bind_until_someone_can_log_in(

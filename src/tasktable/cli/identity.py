@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..auth import Identity, Role
+from ..auth import Identity, IdentityNotFound, Role
 from ..errors import InvalidInput
 from .common import CliState, command_options, json_option, pass_state, print_json
 from .main import cli
@@ -18,6 +18,21 @@ def _identity(state: CliState) -> Identity:
     return Identity(state.table())
 
 
+def _read_password(from_stdin: bool) -> str:
+    """The first line of stdin, or a password typed twice at a hidden prompt."""
+    if not from_stdin:
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InvalidInput("No password on stdin; pipe it in, e.g. printf '%s\\n' \"$PW\" | ...")
+    return password
+
+
+_PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+
+
 @cli.group()
 def user() -> None:
     """Dashboard users: viewers read, operators act, admins also manage users and tokens."""
@@ -26,23 +41,13 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @click.option("--role", type=_ROLES, required=True, help="viewer, operator or admin.")
-@click.option(
-    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
-)
+@_PASSWORD_STDIN
 @json_option
 @command_options
 @pass_state
 def user_add(state: CliState, name: str, role: str, password_stdin: bool, as_json: bool) -> None:
     """Add a user NAME; the password is asked for (or read from stdin)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise InvalidInput(
-                "No password on stdin; pipe it in, e.g. printf '%s\\n' \"$PW\" | ..."
-            )
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    created = _identity(state).add_user(name, role, password)
+    created = _identity(state).add_user(name, role, _read_password(password_stdin))
     if as_json:
         print_json(created.to_json())
     else:
@@ -64,6 +69,20 @@ def user_list(state: CliState, as_json: bool) -> None:
     for u in users:
         last = u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never"
         click.echo(f"{u.name}\t{u.role.value}\tlast login: {last}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@_PASSWORD_STDIN
+@command_options
+@pass_state
+def user_passwd(state: CliState, name: str, password_stdin: bool) -> None:
+    """Set a new password for the user NAME; their dashboard sessions end."""
+    identity = _identity(state)
+    if not any(u.name == name for u in identity.list_users()):
+        raise IdentityNotFound(f"No user named {name!r}.")
+    identity.set_password(name, _read_password(password_stdin))
+    click.echo(f"Changed the password of {name!r}; their dashboard sessions have ended.")
 
 
 @user.command("remove")
