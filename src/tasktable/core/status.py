@@ -8,6 +8,16 @@
        |                  `--retry/release/rescue--> pending
        `--cancel--> cancelled
     error, cancelled --retry--> pending
+
+A cancel moves a ``pending`` task to ``cancelled`` at once. A ``running`` task
+gets a cancel request instead, and ``running -> cancelled`` (a move the
+product contract's list leaves out, added on purpose) is made when that
+request is honoured (the handler saw ``task.cancel_requested`` and ended) or
+enforced (the worker stopped the run after ``TASKTABLE_CANCEL_GRACE``), and
+when a task asked to cancel would otherwise go back to ``pending`` (a retry,
+a release at shutdown, a rescue). Why not ``error``: someone asked the task
+to stop and it stopped, which is not a failure to investigate; it reads
+``cancelled``, and can be retried like any cancelled task.
 """
 
 from __future__ import annotations
