@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from tasktable import TaskTable
+from tasktable.core.status import TaskStatus
+from tasktable.core.task import Message, Task
 from tasktable.errors import DatabaseError, InvalidInput
 from tasktable.settings import Settings
+from tasktable.storage.base import Outcome
+from tasktable.worker.completer import Completer
 
-from .helpers import ECHO, row_count
+from .helpers import ECHO, register, row_count
+
+SUCCESS = Outcome(status=TaskStatus.SUCCESS, messages=(Message(text="done"),))
 
 
 @pytest.mark.parametrize(
@@ -70,3 +78,50 @@ def test_many_tasks_in_one_enqueue(table: TaskTable) -> None:
     ids = [t.id for t in tasks]
     assert ids == sorted(ids) and len(set(ids)) == count
     assert row_count(table) == count
+
+
+def kill_other_connections(table: TaskTable) -> int:
+    """Terminate every connection to this test's database but the one asking."""
+    with table.storage.engine.connect() as conn:
+        if table.storage.dialect_name == "postgresql":
+            sql = (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return len(conn.execute(text(sql)).all())
+        ids = conn.execute(
+            text(
+                "SELECT id FROM information_schema.processlist"
+                " WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+            )
+        ).scalars()
+        killed = 0
+        for pid in ids:
+            with contextlib.suppress(Exception):  # it may be gone already
+                conn.execute(text(f"KILL {int(pid)}"))
+                killed += 1
+        return killed
+
+
+def test_the_worker_path_recovers_from_killed_connections(table: TaskTable) -> None:
+    """Claims and outcomes skip the pool's pre-ping: a killed connection fails one
+    statement at most, and the retry (as the claim loop and completer do) gets a new one."""
+    if table.storage.dialect_name == "sqlite":
+        pytest.skip("no server connection to kill")
+    storage = table.storage
+    for _ in range(3):
+        table.enqueue(ECHO)
+    worker = register(table)
+    [first] = storage.claim(worker, (), 1, alive_within=30)
+    assert kill_other_connections(table) >= 1
+    completer = Completer(storage)
+    assert completer.complete(first, SUCCESS) is True
+    assert table.get(first.id).status is TaskStatus.SUCCESS
+    assert kill_other_connections(table) >= 1
+    claimed: list[Task] = []
+    for _ in range(2):
+        with contextlib.suppress(DatabaseError):
+            claimed = storage.claim(worker, (), 5, alive_within=30)
+            break
+    assert len(claimed) == 2
+    assert storage.finish_many([(t, SUCCESS) for t in claimed]) == [True, True]

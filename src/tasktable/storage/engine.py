@@ -89,7 +89,7 @@ def _sqlite_connect_hooks(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def build_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
+def build_engine(url: str | URL, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     try:
@@ -110,7 +110,7 @@ def build_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
             _sqlite_connect_hooks(engine)
             return engine
         options: dict[str, Any] = {
-            "pool_pre_ping": True,
+            "pool_pre_ping": pre_ping,
             "pool_size": pool_size,
             "max_overflow": 10,
             "pool_recycle": 3600,

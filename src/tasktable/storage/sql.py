@@ -88,12 +88,21 @@ RETURNING t.id
 
 
 class SQLStorage:
-    """Tasks in a SQL database reached through one SQLAlchemy engine."""
+    """Tasks in a SQL database reached through one SQLAlchemy engine (two on servers)."""
+
+    #: A worker's claims and outcomes go through an engine of their own with no
+    #: pre-ping (a ``SELECT 1`` round trip on every checkout): a connection the
+    #: server dropped fails that statement instead, SQLAlchemy then discards the
+    #: pool's connections, and the claim loop and the completer retry as in any
+    #: outage. Everything else keeps the pre-ping. None: ``engine`` serves both.
+    hot_engine: Engine | None = None
 
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self.url = url
         self.safe_url = safe_url(url)
         self.engine: Engine = build_engine(url, pool_size=pool_size)
+        if self.engine.dialect.name != "sqlite":  # no pre-ping on SQLite anyway
+            self.hot_engine = build_engine(url, pool_size=2, pre_ping=False)
         self.dialect_name = self.engine.dialect.name
         self.claimer: Claimer = claimer_for(self.dialect_name)
         self.capabilities = self.claimer.capabilities
@@ -108,6 +117,12 @@ class SQLStorage:
             yield conn
 
     @contextmanager
+    def _write_hot(self) -> Iterator[Connection]:
+        """A write on the worker's hot path (claim, finish): see ``hot_engine``."""
+        with wrap_db_errors(self.url), (self.hot_engine or self.engine).begin() as conn:
+            yield conn
+
+    @contextmanager
     def _read(self) -> Iterator[Connection]:
         with (
             wrap_db_errors(self.url),
@@ -117,6 +132,8 @@ class SQLStorage:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.hot_engine is not None:
+            self.hot_engine.dispose()
 
     # -- schema -----------------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -505,7 +522,7 @@ class SQLStorage:
         alive_within: float | None = None,
     ) -> list[Task]:
         token = secrets.token_hex(16)
-        with self._write() as conn:
+        with self._write_hot() as conn:
             # alive_within: the claim statement itself requires a fresh worker row.
             rows = self.claimer.claim(conn, worker_id, token, queues, limit, alive_within)
         return [task_from_row(r) for r in rows]
@@ -547,7 +564,7 @@ class SQLStorage:
 
     def finish(self, task: Task, outcome: Outcome) -> bool:
         values = self._finish_values(outcome)
-        with self._write() as conn:
+        with self._write_hot() as conn:
             return bool(
                 conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount
             )
@@ -564,7 +581,7 @@ class SQLStorage:
             return []
         for task, _ in items:
             self._fence(task)  # every task must carry its claim token
-        with self._write() as conn:
+        with self._write_hot() as conn:
             done: dict[int, bool] = {}
             rest = list(items)
             if self.dialect_name == "postgresql":
