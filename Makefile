@@ -26,12 +26,13 @@ browser: $(CHROMIUM)
 install: $(STAMP) $(CHROMIUM)
 
 ## The demo: a worker with 5 slots on the embedded SQLite default, and example tasks.
-run: install
+## (No browser needed: only the tests drive Chromium.)
+run: $(STAMP)
 	$(BIN)/tasktable demo
 
 ## The seed's example as an app: a small shop admin (Flask) and a worker, on
 ## http://127.0.0.1:5000/ (examples/shop; SHOP_PORT, SHOP_DATABASE_URL to change).
-example: install
+example: $(STAMP)
 	$(BIN)/python -m examples.shop
 
 ## The whole suite: lint, types, then every test (PostgreSQL/MariaDB tests skip if absent,
