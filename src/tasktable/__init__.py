@@ -1,6 +1,7 @@
 """tasktable: durable background tasks for Python applications, kept in a database table."""
 
-from .app import TaskTable
+from typing import TYPE_CHECKING, Any
+
 from .context import Retry, RunningTask
 from .core.status import TaskStatus
 from .core.task import ActionLink, Message, Progress, Task
@@ -9,6 +10,9 @@ from .handler import TaskHandler, handler
 from .inline import InlineResult
 from .notice import Notice
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .app import TaskTable
 
 __version__ = "0.1.0"
 
@@ -29,3 +33,14 @@ __all__ = [
     "__version__",
     "handler",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``TaskTable`` on first use: it brings SQLAlchemy, which a slot process never needs
+    (a handler module doing ``from tasktable import handler`` stays light)."""
+    if name == "TaskTable":
+        from .app import TaskTable
+
+        globals()["TaskTable"] = TaskTable
+        return TaskTable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

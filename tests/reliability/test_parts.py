@@ -6,6 +6,8 @@ part's own logic, and a real slot process where the point is the process.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -323,3 +325,17 @@ def test_thread_runner_abandons_what_it_cannot_stop() -> None:
     assert "abandoned" in runner.stop_task(0.1)
     assert runner.abandoned == 1
     assert runner.next_event(0.1) is None  # its late events go nowhere
+
+
+def test_a_slot_process_imports_no_sqlalchemy() -> None:
+    """What a slot process imports (its entry point, the public names a handler uses)
+    stays free of SQLAlchemy: it never touches the table, and each slot pays for it."""
+    code = (
+        "import sys, tasktable.worker.child\n"
+        "from tasktable import RunningTask, TaskHandler, handler\n"
+        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'\n"
+        "from tasktable import TaskTable\n"
+        "assert 'sqlalchemy' in sys.modules and TaskTable.__name__ == 'TaskTable'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

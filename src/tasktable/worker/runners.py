@@ -23,7 +23,9 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
@@ -45,6 +47,33 @@ from .protocol import (
 log = logging.getLogger("tasktable.worker")
 
 START_TIMEOUT = 60.0  # seconds a new slot process may take to import and say ready
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _cli_main_hidden() -> Iterator[None]:
+    """While spawning: when ``__main__`` is the ``tasktable`` console script, hide its
+    path so the child does not run it again (spawn re-imports a main script; this one
+    only imports the CLI, and SQLAlchemy with it: time and memory in every slot).
+    Any other main script (a user's own, which may define handlers) is left alone.
+    Slots start in parallel: the check and the spawn happen under one lock."""
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        cli = sys.modules.get("tasktable.cli.main")
+        if (
+            main is None
+            or cli is None
+            or getattr(main, "__spec__", None) is not None
+            or getattr(main, "run", None) is not getattr(cli, "run", object())
+            or not hasattr(main, "__file__")
+        ):
+            yield
+            return
+        path = main.__dict__.pop("__file__")
+        try:
+            yield
+        finally:
+            main.__file__ = path
 
 
 class RunnerDied(Exception):
@@ -126,7 +155,8 @@ class ProcessRunner:
             name=self.name,
             daemon=False,  # a daemonic process may not start processes; handlers may
         )
-        process.start()
+        with _cli_main_hidden():
+            process.start()
         child.close()
         self.process, self.conn = process, parent
         self.started += 1
