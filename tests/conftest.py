@@ -169,3 +169,9 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the database-restart scenarios last: they restart the shared servers,
+    which session-scoped fixtures of other suites (servers, admin connections) use."""
+    items.sort(key=lambda item: item.get_closest_marker("db_restart") is not None)

@@ -67,7 +67,7 @@ class Server:
 
     def checksum(self) -> str:
         if self._engine is None:
-            self._engine = create_engine(self.db_url, pool_size=1)
+            self._engine = create_engine(self.db_url, pool_size=1, pool_pre_ping=True)
         return table_checksum(self._engine)
 
     def output(self) -> str:
@@ -153,7 +153,7 @@ def attach(db_url: str, task_id: int, filename: str, data: bytes) -> None:
 
 
 def _admin_engine(url: str) -> Any:
-    return create_engine(url, isolation_level="AUTOCOMMIT")
+    return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ def twin_url(db_url: str, tmp_path: Path) -> Iterator[str]:
         return
     name = f"tt_{secrets.token_hex(6)}"
     admin_url = PG_ADMIN_URL if backend == "postgresql" else MYSQL_ADMIN_URL
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     if backend == "postgresql":
         create, drop = f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
     else:

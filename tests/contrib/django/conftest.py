@@ -82,7 +82,7 @@ def pg_database() -> Iterator[str]:
     from django.core.management import call_command
     from django.db import connections
 
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{PG_NAME}"'))
     try:
