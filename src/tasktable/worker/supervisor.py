@@ -285,6 +285,7 @@ class Worker:
         wait = poll
         backoff = 0.5
         flowing = False
+        polled = False  # the last wait ran out (no slot freed, no wake-up)
         while not self.stopping:
             if self.max_seconds is not None and time.monotonic() - started >= self.max_seconds:
                 log.info("Worker %s: --max-seconds reached; finishing running tasks", self.id)
@@ -324,16 +325,19 @@ class Worker:
                 if self.burst and not claimed and self.pool.busy == 0:
                     log.info("Worker %s: nothing due; burst run done", self.id)
                     break
-                wait = self._next_wait(wait, poll, bool(claimed))
-            self.wake.wait(wait)
+                wait = self._next_wait(wait, poll, bool(claimed), polled)
+            polled = not self.wake.wait(wait)
             self.wake.clear()
         return EXIT_OK
 
-    def _next_wait(self, last: float, poll: float, found: bool) -> float:
-        """The poll interval with a wake-up; else short after work, doubling while idle."""
+    def _next_wait(self, last: float, poll: float, found: bool, polled: bool) -> float:
+        """The poll interval with a wake-up; else short after work, doubling with each
+        poll that found nothing (a claim after a slot freed up leaves it as it is)."""
         if self.listener is not None:
             return poll
-        return min(MIN_POLL, poll) if found else min(last * 2, poll)
+        if found:
+            return min(MIN_POLL, poll)
+        return min(last * 2, poll) if polled else last
 
     def _claim(self, limit: int) -> list[Task]:
         with self._id_lock:
