@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--subprocesses",
                 "--rate",
                 str(args.rate),
-                "--format",
+                "--gil", "--format",
                 "raw",
                 "-o",
                 str(raw),

@@ -1,0 +1,68 @@
+"""The plumbing under SQLStorage: engines and the three ways to open a connection.
+
+Every SQL storage class builds on :class:`SQLBase`: ``_write`` (a transaction
+on the main engine, or the caller's own), ``_write_hot`` (the worker's claims
+and outcomes, on an engine without pre-ping) and ``_read``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+)
+
+from .claim import Claimer, claimer_for
+from .engine import build_engine, safe_url, wrap_db_errors
+
+
+class SQLBase:
+    """Tasks in a SQL database reached through one SQLAlchemy engine (two on servers)."""
+
+    #: A worker's claims and outcomes go through an engine of their own with no
+    #: pre-ping (a ``SELECT 1`` round trip on every checkout): a connection the
+    #: server dropped fails that statement instead, SQLAlchemy then discards the
+    #: pool's connections, and the claim loop and the completer retry as in any
+    #: outage. Everything else keeps the pre-ping. None: ``engine`` serves both.
+    hot_engine: Engine | None = None
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
+        self.safe_url = safe_url(url)
+        self.engine: Engine = build_engine(url, pool_size=pool_size)
+        if self.engine.dialect.name != "sqlite":  # no pre-ping on SQLite anyway
+            self.hot_engine = build_engine(url, pool_size=2, pre_ping=False)
+        self.dialect_name = self.engine.dialect.name
+        self.claimer: Claimer = claimer_for(self.dialect_name)
+        self.capabilities = self.claimer.capabilities
+
+    # -- plumbing ---------------------------------------------------------------
+    @contextmanager
+    def _write(self, connection: Connection | None = None) -> Iterator[Connection]:
+        if connection is not None:  # the caller's transaction
+            yield connection
+            return
+        with wrap_db_errors(self.url), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _write_hot(self) -> Iterator[Connection]:
+        """A write on the worker's hot path (claim, finish): see ``hot_engine``."""
+        with wrap_db_errors(self.url), (self.hot_engine or self.engine).begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with (
+            wrap_db_errors(self.url),
+            self.engine.connect().execution_options(tasktable_begin="DEFERRED") as conn,
+        ):
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.hot_engine is not None:
+            self.hot_engine.dispose()

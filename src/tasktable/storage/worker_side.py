@@ -1,0 +1,351 @@
+"""The worker's side of SQLStorage: its row, claims, outcomes, progress, files, rescue.
+
+Every write a worker makes for a run is fenced by the run's claim token (and
+``status = 'running'``), so a worker that lost its claim writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    null,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import text as sql_text
+
+from ..core.status import TaskStatus
+from ..core.task import ActionLink, Message, Progress, Task
+from ..errors import InvalidTransition
+from .base import Outcome, WorkerInfo
+from .plumbing import SQLBase
+from .rows import (
+    action_link_json,
+    messages_json,
+    task_from_row,
+)
+from .schema import file_table, task_table, worker_table
+from .types import utcnow
+
+T = task_table.c
+F = file_table.c
+W = worker_table.c
+_RUNNING = TaskStatus.RUNNING.value
+_PENDING = TaskStatus.PENDING.value
+_FILE_CHUNK = 1024 * 1024  # bytes of a file sent in one statement on MariaDB/MySQL
+_PG_FINISH_KEYS = ("status", "messages", "error", "action_link", "progress_done", "progress_total")
+#: Final outcomes of several runs in one statement, each row fenced by its claim token.
+_PG_FINISH_MANY = sql_text(
+    """
+UPDATE tasktable_task AS t
+   SET status = v.status, messages = v.messages, error = v.error,
+       action_link = v.action_link, progress_done = v.progress_done,
+       progress_total = v.progress_total, finished_at = statement_timestamp(),
+       active_key = NULL, claim_token = NULL
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS text[]), CAST(:status AS text[]),
+              CAST(:messages AS text[]), CAST(:error AS text[]), CAST(:action_link AS text[]),
+              CAST(:progress_done AS bigint[]), CAST(:progress_total AS bigint[]))
+       AS v(id, token, status, messages, error, action_link, progress_done, progress_total)
+ WHERE t.id = v.id AND t.claim_token = v.token AND t.status = 'running'
+RETURNING t.id
+"""
+)
+
+
+class WorkerSide(SQLBase):
+    """Worker registration, claims and the fenced writes of a run."""
+
+    # -- worker -----------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._write() as conn:
+            conn.execute(
+                insert(worker_table).values(
+                    id=info.id,
+                    hostname=info.hostname[:255],
+                    pid=info.pid,
+                    slots=info.slots,
+                    queues=",".join(info.queues)[:1000],
+                    started_at=utcnow(),
+                    heartbeat_at=utcnow(),
+                )
+            )
+
+    def heartbeat(self, worker_id: str, task_ids: Sequence[int] | None = None) -> bool:
+        with self._write() as conn:
+            alive = conn.execute(
+                update(worker_table).where(W.id == worker_id).values(heartbeat_at=utcnow())
+            ).rowcount
+            if alive and (task_ids is None or task_ids):
+                mine = and_(T.worker == worker_id, T.status == _RUNNING)
+                if task_ids is not None:  # only the runs the worker still holds
+                    mine = and_(mine, T.id.in_(list(task_ids)))
+                conn.execute(update(task_table).where(mine).values(heartbeat_at=utcnow()))
+        return bool(alive)
+
+    def cancel_requests(self, task_ids: Sequence[int]) -> list[int]:
+        """Which of these running tasks someone asked to cancel (one read)."""
+        if not task_ids:
+            return []
+        with self._read() as conn:
+            rows = conn.execute(
+                select(T.id).where(
+                    T.id.in_(list(task_ids)), T.status == _RUNNING, T.cancel_requested
+                )
+            ).scalars()
+            return [int(i) for i in rows]
+
+    def deregister_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(worker_table).where(W.id == worker_id))
+
+    def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        *,
+        alive_within: float | None = None,
+    ) -> list[Task]:
+        token = secrets.token_hex(16)
+        with self._write_hot() as conn:
+            # alive_within: the claim statement itself requires a fresh worker row.
+            rows = self.claimer.claim(conn, worker_id, token, queues, limit, alive_within)
+        return [task_from_row(r) for r in rows]
+
+    def _fence(self, task: Task) -> Any:
+        if task.claim_token is None:
+            raise InvalidTransition(f"Task {task.id} was not claimed by this worker.")
+        return and_(T.id == task.id, T.claim_token == task.claim_token, T.status == _RUNNING)
+
+    def _finish_values(self, outcome: Outcome) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "status": outcome.status.value,
+            "messages": messages_json(outcome.messages),
+            # PostgreSQL text cannot hold NUL; a traceback quoting binary data may.
+            "error": outcome.error.replace("\x00", "\\x00") if outcome.error else outcome.error,
+            "action_link": action_link_json(outcome.action_link),
+            "progress_done": outcome.progress.done if outcome.progress else None,
+            "progress_total": outcome.progress.total if outcome.progress else None,
+        }
+        if outcome.status.is_final:
+            values.update(finished_at=utcnow(), active_key=None, claim_token=None)
+        else:  # back to pending: a retry (or a release that does not charge the attempt)
+            values.update(
+                worker=None,
+                claim_token=None,
+                heartbeat_at=None,
+                run_at=outcome.run_at if outcome.run_at is not None else utcnow(),
+            )
+            if not outcome.charge_attempt:
+                values["attempts"] = T.attempts - 1
+            # A cancel request wins over running again: decided in this same write.
+            asked = T.cancel_requested == true()
+            values.update(
+                status=case((asked, TaskStatus.CANCELLED.value), else_=_PENDING),
+                finished_at=case((asked, utcnow()), else_=null()),
+                active_key=case((asked, null()), else_=T.active_key),
+            )
+        return values
+
+    def finish(self, task: Task, outcome: Outcome) -> bool:
+        values = self._finish_values(outcome)
+        with self._write_hot() as conn:
+            return bool(
+                conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount
+            )
+
+    def finish_many(self, items: Sequence[tuple[Task, Outcome]]) -> list[bool]:
+        """Persist several outcomes in one transaction, each fenced by its own claim
+        token; per item, False = lease lost. All or nothing.
+
+        On PostgreSQL the final outcomes go in one ``UPDATE ... FROM unnest(...)
+        RETURNING id`` (which rows were updated tells the lost leases apart); the
+        rest, and every outcome on SQLite and MariaDB, one fenced UPDATE each.
+        """
+        if not items:
+            return []
+        for task, _ in items:
+            self._fence(task)  # every task must carry its claim token
+        with self._write_hot() as conn:
+            done: dict[int, bool] = {}
+            rest = list(items)
+            if self.dialect_name == "postgresql":
+                final = [(t, o) for t, o in items if o.status.is_final]
+                rest = [(t, o) for t, o in items if not o.status.is_final]
+                if len(final) > 1:
+                    updated = self._pg_finish_final(conn, final)
+                    done.update({t.id: t.id in updated for t, _ in final})
+                else:
+                    rest = list(items)
+            for task, outcome in rest:
+                stmt = update(task_table).where(self._fence(task))
+                done[task.id] = bool(
+                    conn.execute(stmt.values(self._finish_values(outcome))).rowcount
+                )
+        return [done[task.id] for task, _ in items]
+
+    def _pg_finish_final(self, conn: Connection, items: Sequence[tuple[Task, Outcome]]) -> set[int]:
+        rows = [self._finish_values(o) for _, o in items]
+        params = {
+            "ids": [t.id for t, _ in items],
+            "tokens": [t.claim_token for t, _ in items],
+            **{key: [r[key] for r in rows] for key in _PG_FINISH_KEYS},
+        }
+        return {int(i) for i in conn.execute(_PG_FINISH_MANY, params).scalars()}
+
+    def report(
+        self,
+        task: Task,
+        progress: Progress | None,
+        messages: Sequence[Message],
+        action_link: ActionLink | None,
+    ) -> bool:
+        values = {
+            "progress_done": progress.done if progress else None,
+            "progress_total": progress.total if progress else None,
+            "messages": messages_json(messages),
+            "action_link": action_link_json(action_link),
+        }
+        with self._write() as conn:
+            return bool(
+                conn.execute(update(task_table).where(self._fence(task)).values(values)).rowcount
+            )
+
+    def attach_file(self, task: Task, filename: str, content_type: str, data: bytes) -> bool:
+        with self._write() as conn:
+            live = conn.execute(select(T.id).where(self._fence(task))).first()
+            if live is None:
+                return False
+            conn.execute(delete(file_table).where(F.task_id == task.id, F.filename == filename))
+            # MariaDB/MySQL refuse a statement over max_allowed_packet (16 MiB by default),
+            # and PyMySQL escapes bytes (a NUL takes two): send big files in pieces.
+            step = _FILE_CHUNK if self.dialect_name in ("mysql", "mariadb") else len(data) or 1
+            conn.execute(
+                insert(file_table).values(
+                    task_id=task.id,
+                    filename=filename,
+                    content_type=content_type,
+                    size=len(data),
+                    content=data[:step],
+                    created_at=utcnow(),
+                )
+            )
+            for start in range(step, len(data), step):
+                piece = bindparam("piece", data[start : start + step], type_=LargeBinary())
+                conn.execute(
+                    update(file_table)
+                    .where(F.task_id == task.id, F.filename == filename)
+                    .values(content=func.concat(F.content, piece))
+                )
+        return True
+
+    def release(self, task: Task, message: Message) -> bool:
+        outcome = Outcome(
+            status=TaskStatus.PENDING,
+            messages=(*task.messages, message),
+            progress=task.progress,
+            action_link=task.action_link,
+            charge_attempt=False,
+        )
+        return self.finish(task, outcome)
+
+    def rescue(self, dead_after: float, max_lost: int) -> list[int]:
+        """Tasks whose heartbeat is older than ``dead_after`` seconds, or whose worker
+        row is gone, go back to pending (or end error after ``max_lost`` losses).
+        Each move is conditional on the claim token seen, so concurrent rescuers
+        never both act on one task."""
+        rescued: list[int] = []
+        with self._write() as conn:
+            # SKIP LOCKED (servers): a row locked by a worker frozen mid-transaction is
+            # left for a later pass instead of stalling the rescue of everyone else.
+            dead = conn.execute(
+                select(W.id)
+                .where(W.heartbeat_at < utcnow(-dead_after))
+                .with_for_update(skip_locked=True)
+            ).scalars()
+            dead_ids = list(dead)
+            if dead_ids:
+                conn.execute(delete(worker_table).where(W.id.in_(dead_ids)))
+            stale = conn.execute(
+                select(
+                    T.id,
+                    T.claim_token,
+                    T.messages,
+                    T.lost_count,
+                    T.worker,
+                    T.rerun_on_loss,
+                    T.cancel_requested,
+                )
+                .where(
+                    T.status == _RUNNING,
+                    (T.heartbeat_at < utcnow(-dead_after))
+                    | T.worker.not_in(select(W.id).scalar_subquery()),
+                )
+                .with_for_update(skip_locked=True)
+            ).all()
+            for task_id, token, messages, lost, worker, rerun, asked in stale:
+                lost = int(lost) + 1
+                history = json.loads(messages or "[]")
+                final = lost >= max_lost or not rerun or bool(asked)
+                if asked:  # a cancel request wins over running again
+                    text = f"Worker {worker} was lost (no heartbeat); cancelled at request."
+                elif not rerun:
+                    text = (
+                        f"Worker {worker} was lost (no heartbeat); this task's handler does "
+                        "not allow running it again (rerun_on_loss = False)."
+                    )
+                    error = "worker lost; not run again (rerun_on_loss = False)"
+                elif final:
+                    text = (
+                        f"Worker {worker} was lost (no heartbeat); this task's worker was "
+                        f"lost {lost} times, giving up."
+                    )
+                    error = f"worker lost {lost} times"
+                else:
+                    text = f"Worker {worker} was lost (no heartbeat); the task will run again."
+                level = "error" if final and not asked else "warning"
+                history.append(Message(text=text, level=level).to_json())
+                values: dict[str, Any] = {
+                    "messages": json.dumps(history, ensure_ascii=False, separators=(",", ":")),
+                    "lost_count": lost,
+                    "claim_token": None,
+                }
+                if asked:
+                    values.update(
+                        status=TaskStatus.CANCELLED.value, finished_at=utcnow(), active_key=None
+                    )
+                elif final:
+                    values.update(
+                        status=TaskStatus.ERROR.value,
+                        finished_at=utcnow(),
+                        active_key=None,
+                        error=error,
+                    )
+                else:
+                    values.update(status=_PENDING, worker=None, heartbeat_at=None, run_at=utcnow())
+                result = conn.execute(
+                    update(task_table)
+                    .where(
+                        T.id == task_id,
+                        T.status == _RUNNING,
+                        T.claim_token == token,
+                        T.cancel_requested == asked,  # a request made since is seen next time
+                    )
+                    .values(values)
+                )
+                if result.rowcount:
+                    rescued.append(int(task_id))
+        return rescued
