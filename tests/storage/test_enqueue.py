@@ -287,3 +287,45 @@ def test_a_prepared_task_is_checked_against_the_allowlist_too(
         with pytest.raises(HandlerNotAllowed):
             table.enqueue_many([smuggled])
         assert row_count(table) == 0
+
+
+def test_returned_tasks_equal_what_get_reads(table: TaskTable) -> None:
+    later = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    items: list[dict[str, object]] = [
+        {"handler": ECHO, "args": {"n": 1, "t": (1, "Zoë")}, "timeout": 0.1, "priority": -5},
+        {"handler": ECHO, "args": [], "run_at": later, "queue": "q.2", "max_attempts": 3},
+        {"handler": ECHO, "run_at": "2020-01-01T00:00:00", "rerun_on_loss": False},
+        {"handler": ECHO, "unique_key": "same", "timeout": 1e-3},
+        {"handler": ECHO, "name": "x" * 255, "timeout": 123456.789},
+    ]
+    for tasks in (
+        table.enqueue_many(items),
+        [table.enqueue(**item) for item in items],  # type: ignore[arg-type]
+    ):
+        assert [table.get(t.id) for t in tasks] == tasks
+        assert tasks[0].args == {"n": 1, "t": [1, "Zoë"]}
+        assert tasks[1].run_at == later
+        assert tasks[2].run_at == datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def test_enqueue_many_over_several_statements_keeps_order(table: TaskTable) -> None:
+    items = [{"handler": ECHO, "args": {"n": n}} for n in range(2_500)]
+    tasks = table.enqueue_many(items)
+    assert [t.args["n"] for t in tasks] == list(range(2_500))
+    ids = [t.id for t in tasks]
+    assert ids == sorted(ids) and len(set(ids)) == 2_500
+    assert table.get(ids[1_234]) == tasks[1_234]
+
+
+def test_enqueue_many_inside_the_callers_transaction_rolls_back_with_it(
+    table: TaskTable,
+) -> None:
+    items = [{"handler": ECHO, "args": {"n": n}} for n in range(5)]
+    with table.storage.engine.connect() as conn:
+        table.enqueue_many(items, connection=conn)
+        conn.rollback()
+    assert row_count(table) == 0
+    with table.storage.engine.connect() as conn:
+        kept = table.enqueue_many(items, connection=conn)
+        conn.commit()
+    assert [table.get(t.id) for t in kept] == kept

@@ -47,3 +47,38 @@ def test_a_postgres_notice_is_sent_at_commit_for_due_tasks_only(table: TaskTable
         table.enqueue(ECHO, queue="later", delay=timedelta(hours=1))
         table.enqueue(ECHO, queue="now")
         assert heard.get(timeout=10) == "now"
+
+
+def test_a_postgres_batch_wakes_the_queues_of_its_due_tasks_once(table: TaskTable) -> None:
+    if not table.storage.capabilities.listen_notify:
+        pytest.skip("PostgreSQL only")
+    with listening(table) as heard:
+        table.enqueue_many(
+            [
+                {"handler": ECHO, "queue": "later", "delay": "1h"},
+                {"handler": ECHO, "queue": "past", "run_at": "2020-01-01T00:00:00Z"},
+                *[{"handler": ECHO, "queue": "now"} for _ in range(50)],
+            ]
+        )
+        got = {heard.get(timeout=10), heard.get(timeout=10)}
+        assert got == {"past", "now"}
+        with pytest.raises(queue.Empty):
+            heard.get(timeout=0.5)
+
+
+def test_a_postgres_notice_waits_for_the_callers_commit(table: TaskTable) -> None:
+    if not table.storage.capabilities.listen_notify:
+        pytest.skip("PostgreSQL only")
+    with listening(table) as heard:
+        with table.storage.engine.connect() as conn:
+            table.enqueue(ECHO, queue="rolled", connection=conn)
+            table.enqueue_many([{"handler": ECHO, "queue": "rolled"}] * 3, connection=conn)
+            conn.rollback()
+        with table.storage.engine.connect() as conn:
+            table.enqueue_many([{"handler": ECHO, "queue": "kept"}] * 3, connection=conn)
+            with pytest.raises(queue.Empty):
+                heard.get(timeout=0.5)  # not before the commit
+            conn.commit()
+        assert heard.get(timeout=10) == "kept"
+        with pytest.raises(queue.Empty):
+            heard.get(timeout=0.5)

@@ -11,18 +11,22 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     and_,
     bindparam,
     case,
+    column,
     delete,
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -43,7 +47,7 @@ from .rows import (
 )
 from .schema import file_table, periodic_table, task_table, worker_table
 from .types import UTCDateTime, utcnow
-from .wakeup import NOTIFY_SQL, WakeFn, listen_postgres, listen_sqlite
+from .wakeup import CHANNEL, NOTIFY_SQL, WakeFn, listen_postgres, listen_sqlite
 from .worker_side import WorkerSide
 
 T = task_table.c
@@ -51,13 +55,138 @@ F = file_table.c
 W = worker_table.c
 P = periodic_table.c
 _RUNNING = TaskStatus.RUNNING.value
+
+
+class _now(utcnow):
+    """:class:`utcnow` without an offset, cacheable: a statement holding it is compiled
+    once, not at every execution (``utcnow`` itself opts out of the statement cache)."""
+
+    inherit_cache = True
+
+
 #: created_at and a missing run_at come from the database clock.
 _INSERT = insert(task_table).values(
-    created_at=utcnow(),
-    run_at=func.coalesce(bindparam("run_at_in", type_=UTCDateTime()), utcnow()),
+    created_at=_now(),
+    run_at=func.coalesce(bindparam("run_at_in", type_=UTCDateTime()), _now()),
 )
-_INSERT_RETURNING = _INSERT.returning(*task_table.c, sort_by_parameter_order=True)
+#: What the database decides about a new row; the rest is what was sent. ``timeout``
+#: too: MariaDB's FLOAT keeps it in single precision.
+_DECIDED = (T.id, T.created_at, T.run_at, T.timeout)
+#: No ``sort_by_parameter_order``: on SQLite that means a statement per row; ids
+#: follow the VALUES order of each statement instead, and the rows are sorted by id.
+_INSERT_RETURNING = _INSERT.returning(*_DECIDED)
 _PENDING = TaskStatus.PENDING.value
+_PG_COLUMNS = """name, handler, args, status, messages, created_at, queue, priority, run_at,
+    attempts, max_attempts, timeout, unique_key, active_key, cancel_requested, lost_count,
+    rerun_on_loss"""
+#: PostgreSQL: the wake-up folded into the INSERT: ``pg_notify`` for the due rows
+#: only (run_at not after created_at), sent at commit, once per queue.
+_PG_RETURNING = f"""RETURNING id, created_at, run_at, timeout,
+    (CASE WHEN run_at <= created_at THEN pg_notify('{CHANNEL}', queue) IS NULL END) AS woke"""
+_PG_RESULT = (*_DECIDED, column("woke", Boolean()))
+#: PostgreSQL, one task (``enqueue``): plain values.
+_PG_INSERT_ONE = text(
+    f"""INSERT INTO {task_table.name} ({_PG_COLUMNS})
+VALUES (:name, :handler, :args, '{_PENDING}', '[]', statement_timestamp(), :queue,
+    :priority, coalesce(CAST(:run_at AS timestamptz), statement_timestamp()), 0,
+    :max_attempts, :timeout, :unique_key, :unique_key, false, 0, :rerun_on_loss)
+{_PG_RETURNING}"""
+).columns(*_PG_RESULT)
+#: PostgreSQL, many tasks: one statement whose text does not grow with them (one
+#: array per column). Ids follow the order given (ORDER BY n, as SQLAlchemy's own
+#: sorted bulk insert on PostgreSQL relies on too).
+_PG_INSERT_MANY = text(
+    f"""INSERT INTO {task_table.name} ({_PG_COLUMNS})
+SELECT t.name, t.handler, t.args, '{_PENDING}', '[]', statement_timestamp(),
+    t.queue, t.priority, coalesce(t.run_at, statement_timestamp()), 0, t.max_attempts,
+    t.timeout, t.unique_key, t.unique_key, false, 0, t.rerun_on_loss
+FROM unnest(CAST(:name AS text[]), CAST(:handler AS text[]), CAST(:args AS text[]),
+    CAST(:queue AS text[]), CAST(:priority AS integer[]), CAST(:run_at AS timestamptz[]),
+    CAST(:max_attempts AS integer[]), CAST(:timeout AS float8[]),
+    CAST(:unique_key AS text[]), CAST(:rerun_on_loss AS boolean[]))
+    WITH ORDINALITY AS t(name, handler, args, queue, priority, run_at, max_attempts, timeout,
+    unique_key, rerun_on_loss, n)
+ORDER BY t.n
+{_PG_RETURNING}"""
+).columns(*_PG_RESULT)
+
+
+_first = itemgetter(0)
+
+
+def _args_json(args: Any) -> str:
+    return json.dumps(args, ensure_ascii=False, separators=(",", ":"))
+
+
+def _stored(new: NewTask, args: str, row: Any) -> Task:
+    """The task as ``get`` reads it back: what was sent, and what the database decided
+    (``_DECIDED``); ``task_from_row`` of the whole row gives the same, more slowly."""
+    return Task(
+        id=int(row[0]),
+        name=new.name,
+        handler=new.handler,
+        args=json.loads(args),
+        status=TaskStatus.PENDING,
+        messages=(),
+        created_at=row[1],
+        executed_at=None,
+        finished_at=None,
+        action_link=None,
+        queue=new.queue,
+        priority=int(new.priority),
+        run_at=row[2],
+        attempts=0,
+        max_attempts=int(new.max_attempts),
+        timeout=row[3],
+        progress=None,
+        error=None,
+        worker=None,
+        heartbeat_at=None,
+        unique_key=new.unique_key,
+        cancel_requested=False,
+        rerun_on_loss=bool(new.rerun_on_loss),
+        files=(),
+        claim_token=None,
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """As :class:`UTCDateTime` binds it on PostgreSQL: a naive time is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _pg_values(task: NewTask, args: str) -> dict[str, Any]:
+    """The parameters of ``_PG_INSERT_ONE``."""
+    return {
+        "name": task.name,
+        "handler": task.handler,
+        "args": args,
+        "queue": task.queue,
+        "priority": int(task.priority),
+        "run_at": _utc(task.run_at),
+        "max_attempts": int(task.max_attempts),
+        "timeout": None if task.timeout is None else float(task.timeout),
+        "unique_key": task.unique_key,
+        "rerun_on_loss": bool(task.rerun_on_loss),
+    }
+
+
+def _pg_arrays(tasks: Sequence[NewTask], args: list[str]) -> dict[str, list[Any]]:
+    """The parameters of ``_PG_INSERT_MANY``: one list per column."""
+    return {
+        "name": [t.name for t in tasks],
+        "handler": [t.handler for t in tasks],
+        "args": args,
+        "queue": [t.queue for t in tasks],
+        "priority": [int(t.priority) for t in tasks],
+        "run_at": [_utc(t.run_at) for t in tasks],
+        "max_attempts": [int(t.max_attempts) for t in tasks],
+        "timeout": [None if t.timeout is None else float(t.timeout) for t in tasks],
+        "unique_key": [t.unique_key for t in tasks],
+        "rerun_on_loss": [bool(t.rerun_on_loss) for t in tasks],
+    }
 
 
 class SQLStorage(WorkerSide):
@@ -76,9 +205,21 @@ class SQLStorage(WorkerSide):
     def insert(self, tasks: Sequence[NewTask], *, connection: Any = None) -> list[Task]:
         if not tasks:
             return []
+        if (
+            connection is None
+            and self.capabilities.listen_notify
+            and all(t.unique_key is None for t in tasks)
+        ):
+            # PostgreSQL: the whole insert is one statement (wake-up included), so it
+            # runs autocommitted: no BEGIN and COMMIT round trips, still all or nothing.
+            with (
+                wrap_db_errors(self.url),
+                self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+            ):
+                return self._insert_plain(conn, tasks)
         with self._write(connection) as conn:
             # In the order given, so that ids (and so the run order) follow it: runs of
-            # plain tasks in one round trip each, a task with a unique key on its own.
+            # plain tasks in one statement each, a task with a unique key on its own.
             # A new row comes back whole from its INSERT ... RETURNING (no re-read); only
             # a task found by its unique key is read.
             order: list[int] = []
@@ -86,8 +227,7 @@ class SQLStorage(WorkerSide):
             plain: list[NewTask] = []
             for task in [*tasks, None]:
                 if (task is None or task.unique_key is not None) and plain:
-                    rows = conn.execute(_INSERT_RETURNING, [self._new_row(t) for t in plain])
-                    for new in map(task_from_row, rows.mappings()):
+                    for new in self._insert_plain(conn, plain):
                         found[new.id] = new
                         order.append(new.id)
                     plain = []
@@ -96,8 +236,23 @@ class SQLStorage(WorkerSide):
                 elif task is not None:
                     plain.append(task)
             found.update((t.id, t) for t in self._fetch(conn, [i for i in order if i not in found]))
-            self._notify(conn, [t for t in tasks if t.run_at is None])
+            # plain tasks woke the workers from their own statement (PostgreSQL)
+            self._notify(conn, [t for t in tasks if t.unique_key is not None and t.run_at is None])
         return [found[i] for i in order]
+
+    def _insert_plain(self, conn: Connection, tasks: Sequence[NewTask]) -> list[Task]:
+        """Insert tasks without a unique key in one statement (SQLAlchemy splits a very
+        long list on SQLite and MariaDB); returns them in the order given, as stored."""
+        texts = [_args_json(t.args) for t in tasks]
+        if not self.capabilities.listen_notify:
+            values = [self._new_row(t, a) for t, a in zip(tasks, texts, strict=True)]
+            rows = list(conn.execute(_INSERT_RETURNING, values))
+        elif len(tasks) == 1:
+            rows = list(conn.execute(_PG_INSERT_ONE, _pg_values(tasks[0], texts[0])))
+        else:
+            rows = list(conn.execute(_PG_INSERT_MANY, _pg_arrays(tasks, texts)))
+        rows.sort(key=_first)  # ids were taken in the order given
+        return [_stored(t, a, r) for t, a, r in zip(tasks, texts, rows, strict=True)]
 
     def _notify(self, conn: Connection, due: Sequence[NewTask]) -> None:
         """PostgreSQL: wake listening workers at commit (see ``wakeup.py``)."""
@@ -112,11 +267,11 @@ class SQLStorage(WorkerSide):
         else:
             raise NotImplementedError(f"{self.dialect_name} has no wake-up; poll instead")
 
-    def _new_row(self, task: NewTask) -> dict[str, Any]:
+    def _new_row(self, task: NewTask, args: str | None = None) -> dict[str, Any]:
         return {
             "name": task.name,
             "handler": task.handler,
-            "args": json.dumps(task.args, ensure_ascii=False, separators=(",", ":")),
+            "args": _args_json(task.args) if args is None else args,
             "status": _PENDING,
             "messages": "[]",
             "queue": task.queue,
