@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -129,7 +130,38 @@ class TaskTable:
         verify: bool = True,
     ) -> NewTask:
         """Validate everything about a task without writing it."""
-        path = self.settings.handlers.check(handler_path(handler))
+        return self._prepare(
+            self.settings.handlers.check(handler_path(handler)),
+            args,
+            name=name,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            unique_key=unique_key,
+            rerun_on_loss=rerun_on_loss,
+            verify=verify,
+        )
+
+    def _prepare(
+        self,
+        path: str,
+        args: Any = None,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        delay: str | float | timedelta | None = None,
+        run_at: str | datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        unique_key: str | None = None,
+        rerun_on_loss: bool | None = None,
+        verify: bool = True,
+    ) -> NewTask:
+        """:meth:`prepare` of a handler path already checked against the allowlist."""
         default_name, default_attempts, default_timeout = None, None, None
         default_rerun = True
         if verify:
@@ -181,6 +213,7 @@ class TaskTable:
         prepared: list[NewTask] = []
         verified: dict[str, tuple[str | None, int | None, float | None]] = {}
         reruns: dict[str, bool] = {}
+        paths: dict[Any, str] = {}  # a handler reference, checked once per call
         for index, item in enumerate(items):
             if isinstance(item, NewTask):
                 self.settings.handlers.check(item.handler)  # checked at every entry
@@ -191,7 +224,12 @@ class TaskTable:
                 ref = spec.pop("handler")
             except KeyError:
                 raise InvalidInput(f"Item {index} has no handler.") from None
-            path = self.settings.handlers.check(handler_path(ref))
+            try:
+                path = paths[ref]
+            except (KeyError, TypeError):  # TypeError: an unhashable reference
+                path = self.settings.handlers.check(handler_path(ref))
+                with contextlib.suppress(TypeError):
+                    paths[ref] = path
             if path not in verified and spec.get("verify", True):
                 loaded = load_handler(path, self.settings.handlers)
                 verified[path] = handler_defaults(loaded)
@@ -206,7 +244,7 @@ class TaskTable:
             if spec.get("rerun_on_loss") is None:
                 spec["rerun_on_loss"] = reruns.get(path)
             try:
-                prepared.append(self.prepare(path, spec.pop("args", None), **spec))
+                prepared.append(self._prepare(path, spec.pop("args", None), **spec))
             except InvalidInput as exc:
                 raise InvalidInput(f"Item {index}: {exc}") from None
         return self.storage.insert(prepared, connection=connection)

@@ -23,8 +23,10 @@ from sqlalchemy import (
     case,
     column,
     delete,
+    false,
     func,
     insert,
+    literal_column,
     select,
     text,
     update,
@@ -64,10 +66,16 @@ class _now(utcnow):
     inherit_cache = True
 
 
-#: created_at and a missing run_at come from the database clock.
+#: created_at and a missing run_at come from the database clock; what every new row
+#: starts with is written in the statement (fewer parameters to bind per row).
 _INSERT = insert(task_table).values(
     created_at=_now(),
     run_at=func.coalesce(bindparam("run_at_in", type_=UTCDateTime()), _now()),
+    status=literal_column(f"'{TaskStatus.PENDING.value}'"),
+    messages=literal_column("'[]'"),
+    attempts=literal_column("0"),
+    cancel_requested=false(),
+    lost_count=literal_column("0"),
 )
 #: What the database decides about a new row; the rest is what was sent. ``timeout``
 #: too: MariaDB's FLOAT keeps it in single precision.
@@ -272,18 +280,13 @@ class SQLStorage(WorkerSide):
             "name": task.name,
             "handler": task.handler,
             "args": _args_json(task.args) if args is None else args,
-            "status": _PENDING,
-            "messages": "[]",
             "queue": task.queue,
             "priority": task.priority,
             "run_at_in": task.run_at,
-            "attempts": 0,
             "max_attempts": task.max_attempts,
             "timeout": task.timeout,
             "unique_key": task.unique_key,
             "active_key": task.unique_key,
-            "cancel_requested": False,
-            "lost_count": 0,
             "rerun_on_loss": task.rerun_on_loss,
         }
 
