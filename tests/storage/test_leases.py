@@ -174,6 +174,92 @@ def test_finish_many_writes_each_outcome_fenced_by_its_own_token(table: TaskTabl
     assert table.storage.finish_many([]) == []
 
 
+def test_finish_and_claim_writes_outcomes_and_claims_in_one_step(table: TaskTable) -> None:
+    first = [table.enqueue(ECHO, unique_key=f"k{i}").id for i in range(3)]
+    worker = register(table)
+    a, b, c = table.storage.claim(worker, (), 3, alive_within=DEAD_AFTER)
+    later = [table.enqueue(ECHO, name=f"later {i}").id for i in range(4)]
+    failed = Outcome(
+        status=TaskStatus.ERROR,
+        messages=(Message(text="boom", level="error"),),
+        error="Traceback",
+        progress=Progress(done=1, total=4),
+        action_link=ActionLink(text="Open", route_path="x"),
+    )
+    oks, claimed = table.storage.finish_and_claim(
+        [(a, SUCCESS), (b, failed), (wrong_token(c), SUCCESS)],
+        worker,
+        (),
+        2,
+        alive_within=DEAD_AFTER,
+    )
+    assert oks == [True, True, False]
+    assert [t.id for t in claimed] == later[:2]
+    assert all(t.status is TaskStatus.RUNNING and t.worker == worker for t in claimed)
+    assert all(t.claim_token and t.attempts == 1 for t in claimed)
+    done = [table.get(i) for i in first]
+    assert [t.status for t in done] == [TaskStatus.SUCCESS, TaskStatus.ERROR, TaskStatus.RUNNING]
+    assert done[1].progress == Progress(done=1, total=4) and done[1].error == "Traceback"
+    assert done[1].action_link == ActionLink(text="Open", route_path="x")
+    assert [m.text for m in done[1].messages] == ["boom"]
+    assert all(t.finished_at is not None and t.claim_token is None for t in done[:2])
+    assert [column(table, i, "active_key") for i in first] == [None, None, "k2"]
+    # The claimed rows came back whole: what get() says.
+    assert claimed[0] == table.get(claimed[0].id)
+
+
+def test_finish_and_claim_without_room_or_outcomes(table: TaskTable) -> None:
+    ids = [table.enqueue(ECHO).id for _ in range(3)]
+    worker = register(table)
+    [a] = table.storage.claim(worker, (), 1, alive_within=DEAD_AFTER)
+    assert table.storage.finish_and_claim([(a, SUCCESS)], worker, (), 0) == ([True], [])
+    assert table.get(ids[1]).status is TaskStatus.PENDING
+    oks, claimed = table.storage.finish_and_claim([], worker, (), 5, alive_within=DEAD_AFTER)
+    assert oks == [] and [t.id for t in claimed] == ids[1:]
+
+
+def test_finish_and_claim_with_a_retry_and_a_queue(table: TaskTable) -> None:
+    worker = register(table)
+    task = table.enqueue(ECHO, max_attempts=3)
+    [claimed] = table.storage.claim(worker, (), 1, alive_within=DEAD_AFTER)
+    other = table.enqueue(ECHO, queue="other")
+    mine = table.enqueue(ECHO, queue="mine")
+    retry = Outcome(status=TaskStatus.PENDING, messages=(Message(text="again"),), error="e")
+    oks, got = table.storage.finish_and_claim(
+        [(claimed, retry)], worker, ("mine",), 5, alive_within=DEAD_AFTER
+    )
+    assert oks == [True] and [t.id for t in got] == [mine.id]
+    assert table.get(task.id).status is TaskStatus.PENDING
+    assert table.get(other.id).status is TaskStatus.PENDING
+
+
+def test_finish_and_claim_claims_nothing_for_a_dead_worker_but_writes(table: TaskTable) -> None:
+    worker = register(table)
+    table.enqueue(ECHO)
+    [task] = table.storage.claim(worker, (), 1, alive_within=DEAD_AFTER)
+    waiting = table.enqueue(ECHO)
+    shift_worker(table, worker, 2 * DEAD_AFTER)  # its heartbeat is old
+    oks, got = table.storage.finish_and_claim(
+        [(task, SUCCESS)], worker, (), 5, alive_within=DEAD_AFTER
+    )
+    assert oks == [True] and got == []
+    assert table.get(waiting.id).status is TaskStatus.PENDING
+
+
+def test_finish_and_claim_refuses_an_unclaimed_task_and_writes_nothing(table: TaskTable) -> None:
+    worker = register(table)
+    table.enqueue(ECHO)
+    [task] = table.storage.claim(worker, (), 1, alive_within=DEAD_AFTER)
+    waiting = table.enqueue(ECHO)
+    before = snapshot(table)
+    with pytest.raises(InvalidTransition):
+        table.storage.finish_and_claim(
+            [(task, SUCCESS), (task.replace(claim_token=None), SUCCESS)], worker, (), 5
+        )
+    assert snapshot(table) == before
+    assert table.get(waiting.id).status is TaskStatus.PENDING
+
+
 def test_finish_as_a_retry_returns_to_pending_at_the_given_time(table: TaskTable) -> None:
     task = table.enqueue(ECHO, max_attempts=3, unique_key="k")
     worker = register(table)

@@ -211,6 +211,18 @@ class Storage(Protocol):
         """Persist several outcomes in one transaction, each conditional on its own
         claim token; per item, False = lease lost. All or nothing."""
 
+    def finish_and_claim(
+        self,
+        items: Sequence[tuple[Task, Outcome]],
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        *,
+        alive_within: float | None = None,
+    ) -> tuple[list[bool], list[Task]]:
+        """:meth:`finish_many` then :meth:`claim`, all or nothing, in as few round
+        trips as the database allows (the worker's steady state: see ``hot.py``)."""
+
     def report(
         self,
         task: Task,

@@ -108,6 +108,15 @@ def _statement(sql: str, queues: Sequence[str], alive: str = "", **extra: Any) -
     return stmt
 
 
+def pg_claim_sql(queues: bool, alive: bool) -> str:
+    """PostgreSQL's claim statement as text (``hot.py`` makes it a CTE)."""
+    return _PG_CLAIM.format(
+        queues="AND queue IN :queues" if queues else "",
+        columns=_COLUMNS,
+        alive=_PG_ALIVE if alive else "",
+    )
+
+
 class Claimer:
     capabilities: Capabilities
 
@@ -147,13 +156,24 @@ class ReturningClaimer(Claimer):
             alive = self.alive if alive_within is not None else ""
             stmt = _statement(self.sql, queues, alive).columns(*task_table.c)
             self._cache[key] = stmt
+        params = self.params(worker, token, queues, limit, alive_within)
+        rows = conn.execute(stmt, params).mappings().all()
+        return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+
+    def params(
+        self,
+        worker: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None,
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"worker": worker, "token": token, "limit": limit}
         if queues:
             params["queues"] = list(queues)
         if alive_within is not None:
             params["alive"] = self._alive_param(alive_within)
-        rows = conn.execute(stmt, params).mappings().all()
-        return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+        return params
 
     def _alive_param(self, seconds: float) -> Any:
         if self.capabilities.listen_notify:  # PostgreSQL: make_interval(secs => ...)

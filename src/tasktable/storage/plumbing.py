@@ -55,6 +55,26 @@ class SQLBase:
             yield conn
 
     @contextmanager
+    def _one_statement(self) -> Iterator[Connection]:
+        """A hot-path write that is one atomic statement. On PostgreSQL it runs in
+        autocommit: the statement is its own transaction, in one round trip instead of
+        three (``BEGIN``, the statement, ``COMMIT``). Elsewhere, as ``_write_hot``."""
+        if self.dialect_name != "postgresql" or self.hot_engine is None:
+            with self._write_hot() as conn:
+                yield conn
+            return
+        with wrap_db_errors(self.url), self._autocommit().connect() as conn:
+            yield conn
+
+    def _autocommit(self) -> Engine:
+        engine = self.__dict__.get("_autocommit_engine")
+        if engine is None:
+            assert self.hot_engine is not None
+            engine = self.hot_engine.execution_options(isolation_level="AUTOCOMMIT")
+            self.__dict__["_autocommit_engine"] = engine
+        return engine
+
+    @contextmanager
     def _read(self) -> Iterator[Connection]:
         with (
             wrap_db_errors(self.url),

@@ -25,12 +25,21 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy import text as sql_text
 
 from ..core.status import TaskStatus
 from ..core.task import ActionLink, Message, Progress, Task
 from ..errors import InvalidTransition
 from .base import Outcome, WorkerInfo
+from .claim import ReturningClaimer
+from .hot import (
+    FINISH_KEYS,
+    PG_FINISH_MANY,
+    SQLITE_FINISH_MANY,
+    PGFinishAndClaim,
+    final_values,
+    pg_finish_params,
+    sqlite_finish_params,
+)
 from .plumbing import SQLBase
 from .rows import (
     action_link_json,
@@ -46,23 +55,13 @@ W = worker_table.c
 _RUNNING = TaskStatus.RUNNING.value
 _PENDING = TaskStatus.PENDING.value
 _FILE_CHUNK = 1024 * 1024  # bytes of a file sent in one statement on MariaDB/MySQL
-_PG_FINISH_KEYS = ("status", "messages", "error", "action_link", "progress_done", "progress_total")
-#: Final outcomes of several runs in one statement, each row fenced by its claim token.
-_PG_FINISH_MANY = sql_text(
-    """
-UPDATE tasktable_task AS t
-   SET status = v.status, messages = v.messages, error = v.error,
-       action_link = v.action_link, progress_done = v.progress_done,
-       progress_total = v.progress_total, finished_at = statement_timestamp(),
-       active_key = NULL, claim_token = NULL
-  FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS text[]), CAST(:status AS text[]),
-              CAST(:messages AS text[]), CAST(:error AS text[]), CAST(:action_link AS text[]),
-              CAST(:progress_done AS bigint[]), CAST(:progress_total AS bigint[]))
-       AS v(id, token, status, messages, error, action_link, progress_done, progress_total)
- WHERE t.id = v.id AND t.claim_token = v.token AND t.status = 'running'
-RETURNING t.id
-"""
-)
+_PG_FINISH_AND_CLAIM = PGFinishAndClaim()
+
+
+def _claimed(task: Task) -> None:
+    """Every write for a run is fenced by its claim token: a task without one is refused."""
+    if task.claim_token is None:
+        raise InvalidTransition(f"Task {task.id} was not claimed by this worker.")
 
 
 class WorkerSide(SQLBase):
@@ -120,26 +119,18 @@ class WorkerSide(SQLBase):
         alive_within: float | None = None,
     ) -> list[Task]:
         token = secrets.token_hex(16)
-        with self._write_hot() as conn:
-            # alive_within: the claim statement itself requires a fresh worker row.
+        # One statement on PostgreSQL (autocommit) and SQLite; two in one transaction on
+        # MariaDB. alive_within: the claim itself requires a fresh worker row.
+        with self._one_statement() as conn:
             rows = self.claimer.claim(conn, worker_id, token, queues, limit, alive_within)
         return [task_from_row(r) for r in rows]
 
     def _fence(self, task: Task) -> Any:
-        if task.claim_token is None:
-            raise InvalidTransition(f"Task {task.id} was not claimed by this worker.")
+        _claimed(task)
         return and_(T.id == task.id, T.claim_token == task.claim_token, T.status == _RUNNING)
 
     def _finish_values(self, outcome: Outcome) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "status": outcome.status.value,
-            "messages": messages_json(outcome.messages),
-            # PostgreSQL text cannot hold NUL; a traceback quoting binary data may.
-            "error": outcome.error.replace("\x00", "\\x00") if outcome.error else outcome.error,
-            "action_link": action_link_json(outcome.action_link),
-            "progress_done": outcome.progress.done if outcome.progress else None,
-            "progress_total": outcome.progress.total if outcome.progress else None,
-        }
+        values: dict[str, Any] = dict(zip(FINISH_KEYS, final_values(outcome), strict=True))
         if outcome.status.is_final:
             values.update(finished_at=utcnow(), active_key=None, claim_token=None)
         else:  # back to pending: a retry (or a release that does not charge the attempt)
@@ -171,40 +162,74 @@ class WorkerSide(SQLBase):
         """Persist several outcomes in one transaction, each fenced by its own claim
         token; per item, False = lease lost. All or nothing.
 
-        On PostgreSQL the final outcomes go in one ``UPDATE ... FROM unnest(...)
-        RETURNING id`` (which rows were updated tells the lost leases apart); the
-        rest, and every outcome on SQLite and MariaDB, one fenced UPDATE each.
+        Final outcomes go in one ``UPDATE ... RETURNING id`` (PostgreSQL, SQLite: which
+        rows came back tells the lost leases apart; on PostgreSQL in autocommit when
+        that is the only statement); the rest, and every outcome on MariaDB, one
+        fenced UPDATE each.
         """
         if not items:
             return []
         for task, _ in items:
-            self._fence(task)  # every task must carry its claim token
-        with self._write_hot() as conn:
-            done: dict[int, bool] = {}
-            rest = list(items)
-            if self.dialect_name == "postgresql":
-                final = [(t, o) for t, o in items if o.status.is_final]
-                rest = [(t, o) for t, o in items if not o.status.is_final]
-                if len(final) > 1:
-                    updated = self._pg_finish_final(conn, final)
-                    done.update({t.id: t.id in updated for t, _ in final})
-                else:
-                    rest = list(items)
-            for task, outcome in rest:
-                stmt = update(task_table).where(self._fence(task))
-                done[task.id] = bool(
-                    conn.execute(stmt.values(self._finish_values(outcome))).rowcount
-                )
-        return [done[task.id] for task, _ in items]
+            _claimed(task)
+        if self.dialect_name == "postgresql" and all(o.status.is_final for _, o in items):
+            with self._one_statement() as conn:
+                written = self._finish_on(conn, items)
+        else:
+            with self._write_hot() as conn:
+                written = self._finish_on(conn, items)
+        return [task.id in written for task, _ in items]
 
-    def _pg_finish_final(self, conn: Connection, items: Sequence[tuple[Task, Outcome]]) -> set[int]:
-        rows = [self._finish_values(o) for _, o in items]
-        params = {
-            "ids": [t.id for t, _ in items],
-            "tokens": [t.claim_token for t, _ in items],
-            **{key: [r[key] for r in rows] for key in _PG_FINISH_KEYS},
-        }
-        return {int(i) for i in conn.execute(_PG_FINISH_MANY, params).scalars()}
+    def finish_and_claim(
+        self,
+        items: Sequence[tuple[Task, Outcome]],
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        *,
+        alive_within: float | None = None,
+    ) -> tuple[list[bool], list[Task]]:
+        """:meth:`finish_many` and :meth:`claim` in one atomic step (see ``hot.py``):
+        one statement on PostgreSQL when every outcome is final, else one transaction.
+        Returns (per item, False = lease lost; the tasks claimed)."""
+        if not items:
+            return [], self.claim(worker_id, queues, limit, alive_within=alive_within)
+        if limit <= 0:
+            return self.finish_many(items), []
+        for task, _ in items:
+            _claimed(task)
+        token = secrets.token_hex(16)
+        if self.dialect_name == "postgresql" and all(o.status.is_final for _, o in items):
+            assert isinstance(self.claimer, ReturningClaimer)
+            params = self.claimer.params(worker_id, token, queues, limit, alive_within)
+            with self._one_statement() as conn:
+                written, rows = _PG_FINISH_AND_CLAIM.run(
+                    conn, items, params, queues=bool(queues), alive=alive_within is not None
+                )
+            rows = sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+        else:
+            with self._write_hot() as conn:
+                written = self._finish_on(conn, items)
+                rows = list(self.claimer.claim(conn, worker_id, token, queues, limit, alive_within))
+        return [task.id in written for task, _ in items], [task_from_row(r) for r in rows]
+
+    def _finish_on(self, conn: Connection, items: Sequence[tuple[Task, Outcome]]) -> set[int]:
+        """Write the outcomes on ``conn``; the ids of those that were still ours."""
+        final = [(t, o) for t, o in items if o.status.is_final]
+        rest = [(t, o) for t, o in items if not o.status.is_final]
+        written: set[int] = set()
+        if final and self.dialect_name == "postgresql":
+            found = conn.execute(PG_FINISH_MANY, pg_finish_params(final)).scalars()
+            written.update(int(i) for i in found)
+        elif final and self.dialect_name == "sqlite":
+            found = conn.execute(SQLITE_FINISH_MANY, sqlite_finish_params(final)).scalars()
+            written.update(int(i) for i in found)
+        else:
+            rest = list(items)
+        for task, outcome in rest:
+            stmt = update(task_table).where(self._fence(task))
+            if conn.execute(stmt.values(self._finish_values(outcome))).rowcount:
+                written.add(task.id)
+        return written
 
     def report(
         self,

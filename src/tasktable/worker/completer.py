@@ -1,10 +1,20 @@
 """Persist outcomes: one fenced write per run, retried through database outages.
 
-Outcomes that are ready together are written together: while one slot's write
-is in flight, the outcomes other slots hand in queue up, and the next write
-persists them all in one transaction (``Storage.finish_many``: each row still
-fenced by its own claim token, each reported written or lease lost). A batch
-that fails is retried one outcome at a time, with the rules below.
+A slot hands its outcome in with :meth:`Completer.submit` and is free at once;
+the claim loop takes what was handed in (:meth:`Completer.take`) and writes it
+together with its next claim, in one statement or transaction
+(``Storage.finish_and_claim``), then says what was written
+(:meth:`Completer.settle`). Until then the run is still this worker's: its
+heartbeat keeps the lease (:meth:`Completer.holding`), and a worker that
+stops writes what is left first (:meth:`Completer.flush`).
+
+:meth:`Completer.complete` writes one outcome and blocks until it is written.
+Outcomes that are ready together are written together: while one write is in
+flight, the outcomes handed in meanwhile queue up, and the next write persists
+them all in one transaction (``Storage.finish_many``: each row still fenced by
+its own claim token, each reported written or lease lost). A batch that fails
+(there, or combined with a claim) is retried one outcome at a time, with the
+rules below.
 
 While the database is unreachable the write is retried with capped back-off
 (the run stays with this worker, whose heartbeat keeps its lease once the
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..core.task import Message, Task
@@ -32,7 +43,7 @@ MAX_ERROR = 60_000
 
 
 @dataclass(eq=False)
-class _Ready:
+class Ready:
     """One outcome handed in, waiting for its write (or to lead the next one)."""
 
     task: Task
@@ -50,8 +61,10 @@ class Completer:
         health: DbHealth | None = None,
         max_outage: float = 300.0,
         stop: threading.Event | None = None,
+        on_submit: Callable[[], None] = lambda: None,
     ) -> None:
         self.storage = storage
+        self.on_submit = on_submit
         self.health = health or DbHealth()
         self.max_outage = max_outage
         self.stop = stop or threading.Event()
@@ -60,15 +73,65 @@ class Completer:
         self.unsaved = 0
         self.batches = 0  # writes of more than one outcome
         self._lock = threading.Lock()
-        self._ready: list[_Ready] = []
+        self._ready: list[Ready] = []
         self._writing = False
+        self._submitted: list[Ready] = []
+        self._held: dict[int, Task] = {}  # handed in, not yet settled
+
+    # -- handed in by slots, written by the claim loop -------------------------------
+    def submit(self, task: Task, outcome: Outcome) -> None:
+        """Hand an outcome in without waiting; the claim loop writes it next."""
+        with self._lock:
+            self._submitted.append(Ready(task, outcome))
+            self._held[task.id] = task
+        self.on_submit()
+
+    def take(self) -> list[Ready]:
+        """The outcomes handed in since the last take (the caller must settle them)."""
+        with self._lock:
+            batch, self._submitted = self._submitted, []
+        return batch
+
+    def settle(self, batch: Sequence[Ready], oks: Sequence[bool]) -> None:
+        """Record what a combined write did: per outcome, written or lease lost."""
+        for item, ok in zip(batch, oks, strict=True):
+            item.ok = self._written(item.task, item.outcome, ok)
+        self._release(batch)
+
+    def write(self, batch: Sequence[Ready]) -> None:
+        """Write taken outcomes on their own, with every rule of :meth:`complete`."""
+        try:
+            self._write(list(batch))
+        finally:
+            self._release(batch)
+
+    def flush(self) -> None:
+        """Write everything handed in and not yet taken."""
+        batch = self.take()
+        if batch:
+            self.write(batch)
+
+    def holding(self) -> list[Task]:
+        """Runs whose outcome is handed in but not yet written: still this worker's."""
+        with self._lock:
+            return list(self._held.values())
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._submitted)
+
+    def _release(self, batch: Sequence[Ready]) -> None:
+        with self._lock:
+            for item in batch:
+                self._held.pop(item.task.id, None)
 
     def complete(self, task: Task, outcome: Outcome) -> bool:
         """Write the outcome; False when it was not written (lease lost, or given up).
 
         Blocks until written. When another write is in flight this one waits for
         it, then goes out with every outcome handed in meanwhile, in one batch."""
-        item = _Ready(task, outcome)
+        item = Ready(task, outcome)
         with self._lock:
             self._ready.append(item)
             lead = not self._writing
@@ -100,7 +163,7 @@ class Completer:
         heir.lead = True
         heir.done.set()
 
-    def _write(self, batch: list[_Ready]) -> None:
+    def _write(self, batch: list[Ready]) -> None:
         if len(batch) > 1:
             try:
                 oks = self.storage.finish_many([(i.task, i.outcome) for i in batch])

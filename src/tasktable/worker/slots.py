@@ -137,8 +137,8 @@ class Slot:
         assert run is not None and run.task.id == task.id
         try:
             outcome = self._start_and_watch(run)
-            if outcome is not None:
-                self.pool.completer.complete(task, outcome)
+            if outcome is not None:  # written by the claim loop, with its next claim
+                self.pool.completer.submit(task, outcome)
         except Exception:  # a bug; the task stays with this worker until released at exit
             log.exception("%s: failed while running task %s", self.name, task.id)
         finally:

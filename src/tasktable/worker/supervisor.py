@@ -42,7 +42,7 @@ from ..core.status import TaskStatus
 from ..core.task import Message, Task
 from ..errors import DatabaseError
 from ..storage.base import Outcome, WorkerInfo
-from .completer import Completer
+from .completer import Completer, Ready
 from .health import DbHealth
 from .listener import Listener, can_listen
 from .maintenance import CANCEL_POLL, CancelWatch, Cleaner, Every, Heartbeat, Rescuer
@@ -114,7 +114,12 @@ class Worker:
         self.ids_used = [self.id]
         self.health = DbHealth()
         self._id_lock = threading.RLock()
-        self.completer = Completer(self.storage, health=self.health, max_outage=self.max_db_outage)
+        self.completer = Completer(
+            self.storage,
+            health=self.health,
+            max_outage=self.max_db_outage,
+            on_submit=self.wake.set,
+        )
         self.pool = SlotPool(
             slots,
             self.storage,
@@ -236,7 +241,8 @@ class Worker:
         return cleaner.run_once(self.stop_event) if won else 0
 
     def _held_ids(self) -> list[int]:
-        return [task.id for task in self.pool.running()]
+        """Runs this worker holds: running in a slot, or with an outcome not yet written."""
+        return [task.id for task in (*self.pool.running(), *self.completer.holding())]
 
     # -- heartbeat and rescue ------------------------------------------------------
     def _pulse(self) -> None:
@@ -302,9 +308,10 @@ class Worker:
             if flowing and len(idle) == 1 and self.size > 1:
                 time.sleep(COALESCE)
                 idle = self.pool.idle()
-            if idle:
+            outcomes = self.completer.take()
+            if idle or outcomes:
                 try:
-                    claimed = self._claim(len(idle))
+                    claimed = self._step(outcomes, len(idle))
                 except Exception as exc:  # DatabaseError, or a driver error not wrapped
                     flowing = False
                     self.health.failed(exc, f"Worker {self.id}: claiming")
@@ -319,10 +326,17 @@ class Worker:
                 for slot, task in zip(idle, claimed, strict=False):
                     slot.assign(task)
                 self.claimed += len(claimed)
+                if not idle:
+                    continue  # outcomes written; no slot was free to claim for
                 flowing = len(claimed) == len(idle)
                 if flowing:
                     continue  # there may be more due: fill the slots again
-                if self.burst and not claimed and self.pool.busy == 0:
+                if (
+                    self.burst
+                    and not claimed
+                    and self.pool.busy == 0
+                    and not self.completer.waiting
+                ):
                     log.info("Worker %s: nothing due; burst run done", self.id)
                     break
                 wait = self._next_wait(wait, poll, bool(claimed), polled)
@@ -339,27 +353,59 @@ class Worker:
             return min(MIN_POLL, poll)
         return min(last * 2, poll) if polled else last
 
+    def _step(self, outcomes: list[Ready], limit: int) -> list[Task]:
+        """Write the outcomes slots handed in and claim up to ``limit`` tasks: in one
+        statement or transaction where the database allows (``finish_and_claim``)."""
+        if not outcomes:
+            return self._claim(limit) if limit else []
+        final = [r for r in outcomes if r.outcome.status.is_final]
+        if len(final) < len(outcomes):  # retries and releases: their own transaction
+            self.completer.write([r for r in outcomes if not r.outcome.status.is_final])
+        if not final:
+            return self._claim(limit) if limit else []
+        try:
+            oks, claimed = self._claim_with(limit, final)
+        except Exception:
+            self.completer.write(final)  # on their own, with the completer's retry rules
+            raise
+        self.completer.settle(final, oks)
+        return claimed
+
     def _claim(self, limit: int) -> list[Task]:
+        return self._claim_with(limit, [])[1]
+
+    def _claim_with(self, limit: int, outcomes: list[Ready]) -> tuple[list[bool], list[Task]]:
+        """Claim up to ``limit`` tasks round by round of the queue plan; the first
+        round also writes ``outcomes``. Returns (per outcome: written?, claimed)."""
+        oks: list[bool] = []
         with self._id_lock:
             if self.heartbeat.age() > self.dead_after / 2:
                 # Paused, or the heartbeat thread is stuck: prove we are alive first.
                 self._beat()
             claimed: list[Task] = []
+            alive = self.dead_after / 2
             for group in self.queue_plan.rounds(self.rng):
+                want = limit - len(claimed)
                 try:
-                    claimed += self.storage.claim(
-                        self.id, group, limit - len(claimed), alive_within=self.dead_after / 2
-                    )
+                    if outcomes:
+                        items = [(r.task, r.outcome) for r in outcomes]
+                        oks, got = self.storage.finish_and_claim(
+                            items, self.id, group, want, alive_within=alive
+                        )
+                        outcomes = []
+                    else:
+                        got = self.storage.claim(self.id, group, want, alive_within=alive)
+                    claimed += got
                 except Exception as exc:
-                    if not claimed:
+                    if not claimed and not oks:
                         raise
-                    # Keep what the earlier rounds claimed: those tasks are ours to run.
+                    # Keep what the earlier rounds did: those tasks are ours to run.
                     self.health.failed(exc, f"Worker {self.id}: claiming")
-                    return claimed
+                    return oks, claimed
                 if len(claimed) >= limit:
                     break
         self.health.ok()
-        return claimed
+        return oks, claimed
 
     def _release_unstarted(self, tasks: Sequence[Task]) -> None:
         for task in tasks:
@@ -383,10 +429,12 @@ class Worker:
         while self.pool.busy:
             if self.release_deadline is not None and time.monotonic() >= self.release_deadline:
                 break
+            self.completer.flush()  # runs that end meanwhile are written as they end
             self.wake.wait(0.05)
             self.wake.clear()
         self.pool.stop_runs()
         left = self.pool.close(CLOSE_TIMEOUT)
+        self.completer.flush()
         for task in left:  # a slot that did not get to release its run in time
             self._release_left(task)
         self.stop_event.set()

@@ -1,0 +1,153 @@
+"""The worker's hot path: final outcomes and the next claim in as few round trips as
+each database allows.
+
+A worker that keeps its slots busy writes outcomes and claims all the time.
+Each of those is one atomic step, and the step costs what the database
+charges per round trip and per commit, so the two are written together:
+
+- PostgreSQL: one statement. The final outcomes are an ``UPDATE ... FROM
+  unnest(...)`` (each row fenced by its own claim token), the claim the usual
+  ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``,
+  both as data-modifying CTEs of one statement, sent in autocommit: one round
+  trip and one commit for the whole batch, where a transaction would add a
+  ``BEGIN`` and a ``COMMIT`` round trip.
+- SQLite: one transaction (``BEGIN IMMEDIATE``) with one ``UPDATE ... FROM``
+  over ``json_each`` for the outcomes, then the claim: one commit.
+- MariaDB/MySQL: one transaction with a fenced ``UPDATE`` per outcome, then
+  the claim's two statements: one commit.
+
+The rows a write updated are the outcomes that were still ours; any other
+is reported as a lost lease (False), as :meth:`Storage.finish_many` does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Column, Connection, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import BigInteger
+
+from ..core.task import Task
+from .base import Outcome
+from .claim import pg_claim_sql
+from .rows import action_link_json, messages_json
+from .schema import task_table
+
+#: The columns an outcome writes, as arrays (PostgreSQL) or JSON array items (SQLite).
+FINISH_KEYS = ("status", "messages", "error", "action_link", "progress_done", "progress_total")
+
+_PG_FINISH = """
+UPDATE tasktable_task AS t
+   SET status = v.status, messages = v.messages, error = v.error,
+       action_link = v.action_link, progress_done = v.progress_done,
+       progress_total = v.progress_total, finished_at = statement_timestamp(),
+       active_key = NULL, claim_token = NULL
+  FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS text[]), CAST(:status AS text[]),
+              CAST(:messages AS text[]), CAST(:error AS text[]), CAST(:action_link AS text[]),
+              CAST(:progress_done AS bigint[]), CAST(:progress_total AS bigint[]))
+       AS v(id, token, status, messages, error, action_link, progress_done, progress_total)
+ WHERE t.id = v.id AND t.claim_token = v.token AND t.status = 'running'
+RETURNING t.id
+"""
+
+#: Final outcomes of several runs in one statement, each row fenced by its claim token.
+PG_FINISH_MANY = text(_PG_FINISH)
+
+#: The outcomes and the next claim in one statement. The claim cannot take a row the
+#: first CTE finishes (those are running, not pending); ``finished_ids`` comes back on
+#: every row, and on a lone row of NULLs when nothing was claimed.
+_PG_FINISH_AND_CLAIM = """
+WITH finished AS ({finish}),
+     claimed AS ({claim})
+SELECT (SELECT array_agg(id) FROM finished) AS finished_ids, claimed.*
+  FROM (SELECT 1) AS one LEFT JOIN claimed ON true
+"""
+
+#: SQLite: the outcomes arrive as one JSON array of arrays, in FINISH_KEYS order after
+#: id and token (``json_each`` is SQLite's ``unnest``).
+SQLITE_FINISH_MANY = text(
+    """
+WITH v AS (
+     SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
+            json_extract(value, '$[2]') AS status, json_extract(value, '$[3]') AS messages,
+            json_extract(value, '$[4]') AS error, json_extract(value, '$[5]') AS action_link,
+            json_extract(value, '$[6]') AS progress_done,
+            json_extract(value, '$[7]') AS progress_total
+       FROM json_each(:outcomes))
+UPDATE tasktable_task AS t
+   SET status = v.status, messages = v.messages, error = v.error,
+       action_link = v.action_link, progress_done = v.progress_done,
+       progress_total = v.progress_total,
+       finished_at = strftime('%Y-%m-%d %H:%M:%f000', 'now'),
+       active_key = NULL, claim_token = NULL
+  FROM v
+ WHERE t.id = v.id AND t.claim_token = v.token AND t.status = 'running'
+RETURNING id
+"""
+)
+
+
+def final_values(outcome: Outcome) -> tuple[Any, ...]:
+    """The columns a final outcome writes, in FINISH_KEYS order."""
+    progress = outcome.progress
+    error = outcome.error
+    return (
+        outcome.status.value,
+        messages_json(outcome.messages),
+        # PostgreSQL text cannot hold NUL; a traceback quoting binary data may.
+        error.replace("\x00", "\\x00") if error else error,
+        action_link_json(outcome.action_link),
+        progress.done if progress else None,
+        progress.total if progress else None,
+    )
+
+
+def pg_finish_params(items: Sequence[tuple[Task, Outcome]]) -> dict[str, Any]:
+    columns = list(zip(*(final_values(o) for _, o in items), strict=True))
+    return {
+        "ids": [t.id for t, _ in items],
+        "tokens": [t.claim_token for t, _ in items],
+        **{key: list(values) for key, values in zip(FINISH_KEYS, columns, strict=True)},
+    }
+
+
+def sqlite_finish_params(items: Sequence[tuple[Task, Outcome]]) -> dict[str, Any]:
+    rows = [[t.id, t.claim_token, *final_values(o)] for t, o in items]
+    return {"outcomes": json.dumps(rows, ensure_ascii=False, separators=(",", ":"))}
+
+
+class PGFinishAndClaim:
+    """The one-statement form, compiled once per (queues?, alive?) shape."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[bool, bool], Any] = {}
+
+    def statement(self, queues: bool, alive: bool) -> Any:
+        stmt = self._cache.get((queues, alive))
+        if stmt is None:
+            sql = _PG_FINISH_AND_CLAIM.format(
+                finish=_PG_FINISH.strip(), claim=pg_claim_sql(queues, alive).strip()
+            )
+            stmt = text(sql).columns(Column("finished_ids", ARRAY(BigInteger())), *task_table.c)
+            if queues:
+                stmt = stmt.bindparams(bindparam("queues", expanding=True))
+            self._cache[(queues, alive)] = stmt
+        return stmt
+
+    def run(
+        self,
+        conn: Connection,
+        items: Sequence[tuple[Task, Outcome]],
+        claim_params: dict[str, Any],
+        *,
+        queues: bool,
+        alive: bool,
+    ) -> tuple[set[int], list[Any]]:
+        """(ids of the outcomes written, claimed rows)."""
+        params = {**pg_finish_params(items), **claim_params}
+        rows = conn.execute(self.statement(queues, alive), params).mappings().all()
+        finished = {int(i) for i in (rows[0]["finished_ids"] or ())} if rows else set()
+        return finished, [r for r in rows if r["id"] is not None]
