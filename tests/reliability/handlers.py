@@ -9,6 +9,7 @@ each task really ran, whatever the task table says. The ledger URL comes from
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import time
 from typing import Any
@@ -45,6 +46,13 @@ def _engine() -> Any:
     return _ENGINES[url]
 
 
+def _worker_pid() -> int:
+    """The pid of the worker running this slot: the parent multiprocessing started the
+    slot process from (its OS parent is the worker's fork server on Linux)."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getppid()
+
+
 def record(task: RunningTask, event: str) -> None:
     """One ledger line, retried for up to 120 s (the database may be restarting)."""
     deadline = time.monotonic() + 120
@@ -53,7 +61,7 @@ def record(task: RunningTask, event: str) -> None:
         "a": task.attempts,
         "e": event,
         "p": os.getpid(),
-        "pp": os.getppid(),
+        "pp": _worker_pid(),
         "at": time.time(),
     }
     while True:

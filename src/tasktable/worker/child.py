@@ -9,8 +9,8 @@ Signals: SIGINT is ignored (Ctrl-C reaches the whole process group; the
 parent decides). SIGTERM is ignored too unless the parent set the
 ``terminate`` flag first: then it raises :class:`SystemExit` inside the
 handler so that ``finally`` blocks run, and the parent sends SIGKILL if that
-does not end it. The child dies with its parent (``PR_SET_PDEATHSIG`` on
-Linux, and a watchdog on the parent's pid everywhere).
+does not end it. The child dies with the worker (``PR_SET_PDEATHSIG`` on
+Linux, and a watchdog on the worker's sentinel pipe everywhere).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import atexit
 import contextlib
 import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..core.handlers import Allowlist
@@ -119,10 +120,37 @@ def _install_signals(terminate_flag: Any) -> None:
 
 
 def _die_with_parent(parent_pid: int) -> None:
+    """End this process when the worker ends, however it ends.
+
+    ``PR_SET_PDEATHSIG`` (Linux) has the kernel kill this process when its parent
+    dies. A slot started by the fork server has the fork server as its parent:
+    it gives up its copy of the server's "alive" pipe, so the fork server ends
+    (and takes its slots with it) as soon as the worker is gone. A watchdog
+    thread also waits on the parent's sentinel (a pipe only the worker holds
+    open), and ends this process the moment it closes.
+    """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _release_fork_server()
+    parent = multiprocessing.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if parent is None or parent.pid != parent_pid or sentinel is None:
+        _watch_parent_pid(parent_pid)
+        return
+    if wait([sentinel], 0):  # the worker is already gone
+        os._exit(1)
+
+    def watch() -> None:
+        with contextlib.suppress(Exception):
+            wait([sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tasktable-parent-watch", daemon=True).start()
+
+
+def _watch_parent_pid(parent_pid: int) -> None:
     if os.getppid() != parent_pid:
         os._exit(1)
 
@@ -133,6 +161,24 @@ def _die_with_parent(parent_pid: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="tasktable-parent-watch", daemon=True).start()
+
+
+def _release_fork_server() -> None:
+    """Close this process's copy of the fork server's "alive" pipe (when forked by it).
+
+    The fork server runs until every holder of that pipe has closed it; without
+    this, it would outlive a killed worker for as long as its slots do.
+    """
+    from multiprocessing import forkserver
+
+    if forkserver.get_inherited_fds() is None:  # not started by the fork server
+        return
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
 
 
 def _limit_memory(max_bytes: int | None) -> None:
@@ -158,7 +204,7 @@ def child_main(
     cancel_flag: Any,
     terminate_flag: Any,
 ) -> None:
-    """The slot process's entry point (spawned by :class:`~.runners.ProcessRunner`)."""
+    """The slot process's entry point (started by :class:`~.runners.ProcessRunner`)."""
     _install_signals(terminate_flag)
     _die_with_parent(int(config["parent_pid"]))
     _limit_memory(config.get("max_memory"))

@@ -4,15 +4,19 @@ A runner starts a task, yields its events, and can stop it. The slot around
 it (``slots.py``) is the same for both, so timeouts, cancellation, crashes
 and shutdown are handled in one place.
 
-- :class:`ProcessRunner` keeps one spawned child process per slot, reused
-  task after task. Stopping a task really stops it (SIGTERM, then SIGKILL),
-  and a crash (``os._exit``, a segfault, the memory cap) takes only that
-  child down; the slot starts a fresh one.
-- :class:`ThreadRunner` runs each task on a thread of the worker process:
-  cheaper, for I/O-bound handlers, but a thread cannot be killed. A timeout
-  or a cancel there only discards the result (the thread runs on until its
-  handler returns), and a handler that crashes the process takes the worker
-  and every slot with it.
+- :class:`ProcessRunner` keeps one child process per slot, reused task after
+  task. Stopping a task really stops it (SIGTERM, then SIGKILL), and a crash
+  (``os._exit``, a segfault, the memory cap) takes only that child down; the
+  slot starts a fresh one. On Linux the child is a fork of multiprocessing's
+  fork server (a clean, single-threaded interpreter started once per worker,
+  which has imported the slot's code: see ``forkserver.py``); elsewhere, or
+  when the fork server cannot start, a freshly ``spawn``-ed interpreter.
+  Either way it inherits none of the worker's threads, locks or connections.
+- :class:`ThreadRunner` runs tasks on a thread of the worker process (one per
+  slot, reused): cheaper, for I/O-bound handlers, but a thread cannot be
+  killed. A timeout or a cancel there only discards the result (the thread
+  runs on until its handler returns, and the slot gets a fresh thread), and a
+  handler that crashes the process takes the worker and every slot with it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
@@ -48,15 +53,68 @@ log = logging.getLogger("tasktable.worker")
 
 START_TIMEOUT = 60.0  # seconds a new slot process may take to import and say ready
 _MAIN_LOCK = threading.Lock()
+#: What the fork server imports before it forks slot processes: the slot's own
+#: code; never ``__main__``, a user's module or SQLAlchemy.
+FORKSERVER_PRELOAD = ["tasktable.worker.forkserver"]
+_CONTEXT_LOCK = threading.Lock()
+_context: BaseContext | None = None
+
+
+def slot_context() -> BaseContext:
+    """The multiprocessing context slot processes start from, chosen once per process.
+
+    On Linux ``forkserver``, preloaded with the slot's code; the fork server is
+    started at the first call (the worker creating its slots), so it imports
+    while the worker connects to its database. Elsewhere, or when the fork
+    server cannot start: ``spawn``.
+    """
+    global _context
+    with _CONTEXT_LOCK:
+        if _context is None:
+            _context = _start_fork_server() or multiprocessing.get_context("spawn")
+        return _context
+
+
+def _start_fork_server() -> BaseContext | None:
+    if (
+        not sys.platform.startswith("linux")
+        or "forkserver" not in multiprocessing.get_all_start_methods()
+    ):
+        return None
+    try:
+        from multiprocessing import forkserver
+
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
+        forkserver.ensure_running()
+    except Exception as exc:  # every slot process is spawned instead
+        log.warning("Cannot start the fork server for slot processes (%s); using spawn", exc)
+        return None
+    return ctx
+
+
+def _fall_back_to_spawn(reason: BaseException) -> BaseContext:
+    """The fork server failed to start a slot process: this worker spawns them from now on."""
+    global _context
+    with _CONTEXT_LOCK:
+        if _context is None or _context.get_start_method() != "spawn":
+            log.warning(
+                "The fork server could not start a slot process (%s: %s); using spawn",
+                type(reason).__name__,
+                reason,
+            )
+            _context = multiprocessing.get_context("spawn")
+        return _context
 
 
 @contextlib.contextmanager
 def _cli_main_hidden() -> Iterator[None]:
-    """While spawning: when ``__main__`` is the ``tasktable`` console script, hide its
-    path so the child does not run it again (spawn re-imports a main script; this one
-    only imports the CLI, and SQLAlchemy with it: time and memory in every slot).
-    Any other main script (a user's own, which may define handlers) is left alone.
-    Slots start in parallel: the check and the spawn happen under one lock."""
+    """While starting a slot process: when ``__main__`` is the ``tasktable`` console
+    script, hide its path so the child does not run it again (spawn, and forkserver's
+    children too, re-import a main script; this one only imports the CLI, and
+    SQLAlchemy with it: time and memory in every slot). Any other main script (a
+    user's own, which may define handlers) is left alone: the child imports it as
+    before. Slots start in parallel: the check and the start happen under one lock."""
     with _MAIN_LOCK:
         main = sys.modules.get("__main__")
         cli = sys.modules.get("tasktable.cli.main")
@@ -113,11 +171,23 @@ def describe_exit(code: int | None) -> str:
 
 
 class ProcessRunner:
-    """One child process for a slot, started with the ``spawn`` method and reused."""
+    """One child process for a slot (forked by the fork server, or spawned), reused.
 
-    def __init__(self, name: str, settings: Settings, *, verbose: bool = False) -> None:
+    ``start_method`` forces one ("spawn" or "forkserver"); by default
+    :func:`slot_context` picks.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        *,
+        verbose: bool = False,
+        start_method: str | None = None,
+    ) -> None:
         self.name = name
-        self.ctx = multiprocessing.get_context("spawn")
+        self.forced = start_method is not None
+        self.ctx = multiprocessing.get_context(start_method) if self.forced else slot_context()
         self.config: dict[str, Any] = {
             "parent_pid": os.getpid(),
             "handlers": list(settings.handlers.patterns)
@@ -149,14 +219,14 @@ class ProcessRunner:
         parent, child = self.ctx.Pipe(duplex=True)
         self.cancel_flag = self.ctx.RawValue("q", 0)
         self.terminate_flag = self.ctx.RawValue("b", 0)
-        process = self.ctx.Process(
-            target=child_main,
-            args=(child, self.config, self.cancel_flag, self.terminate_flag),
-            name=self.name,
-            daemon=False,  # a daemonic process may not start processes; handlers may
-        )
-        with _cli_main_hidden():
-            process.start()
+        try:
+            process = self._start(
+                child_main, (child, self.config, self.cancel_flag, self.terminate_flag)
+            )
+        except RunnerDied:
+            parent.close()
+            child.close()
+            raise
         child.close()
         self.process, self.conn = process, parent
         self.started += 1
@@ -174,6 +244,30 @@ class ProcessRunner:
             self.stop_task(0.5)
             raise RunnerDied(f"the slot process said {hello[:100]!r} instead of ready")
         log.debug("%s: process %s ready", self.name, process.pid)
+
+    def _start(self, target: Any, args: tuple[Any, ...]) -> BaseProcess:
+        """Start the child; when the fork server fails, the worker switches to spawn."""
+        try:
+            return self._start_with(self.ctx, target, args)
+        except (OSError, EOFError) as exc:
+            if self.forced or self.ctx.get_start_method() != "forkserver":
+                raise RunnerDied(f"the slot process could not start: {exc}") from exc
+            self.ctx = _fall_back_to_spawn(exc)
+        try:
+            return self._start_with(self.ctx, target, args)
+        except (OSError, EOFError) as exc:
+            raise RunnerDied(f"the slot process could not start: {exc}") from exc
+
+    def _start_with(self, ctx: Any, target: Any, args: tuple[Any, ...]) -> BaseProcess:
+        process: BaseProcess = ctx.Process(
+            target=target,
+            args=args,
+            name=self.name,
+            daemon=False,  # a daemonic process may not start processes; handlers may
+        )
+        with _cli_main_hidden():
+            process.start()
+        return process
 
     def begin(self, task: Task) -> None:
         if self.conn is None:
@@ -254,64 +348,95 @@ class ProcessRunner:
         self.stop_task(0.5)
 
 
-class _QueueReporter:
-    """The reporter of a handler on a thread: events into the slot's queue."""
+class _ThreadRun:
+    """One task on a slot's executor thread: its events, its cancel flag, its end."""
 
-    def __init__(self, events: queue.Queue[Event], task_id: int, cancel: threading.Event) -> None:
-        self.events = events
-        self.task_id = task_id
-        self.cancel = cancel
+    __slots__ = ("cancelled", "ended", "events", "task")
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.cancelled = False
+        self.ended = threading.Lock()  # held until the handler has returned
+        self.ended.acquire()
+
+
+class _QueueReporter:
+    """The reporter of a handler on a thread: events into its run's queue."""
+
+    def __init__(self, run: _ThreadRun) -> None:
+        self.run = run
+        self.task_id = run.task.id
         self.saw_cancel = False
 
     def report(
         self, progress: Progress | None, messages: tuple[Message, ...], link: ActionLink | None
     ) -> bool:
-        self.events.put(
+        self.run.events.put(
             Report(task_id=self.task_id, progress=progress, messages=messages, link=link)
         )
         return True
 
     def attach(self, filename: str, content_type: str, data: bytes) -> bool:
-        self.events.put(
+        self.run.events.put(
             Attach(task_id=self.task_id, filename=filename, content_type=content_type, data=data)
         )
         return True
 
     def cancel_requested(self) -> bool:
-        if self.cancel.is_set():
+        if self.run.cancelled:
             self.saw_cancel = True
         return self.saw_cancel
 
 
 class ThreadRunner:
-    """Runs each task on a new thread of the worker process (``--mode thread``).
+    """Runs tasks on an executor thread of the worker process (``--mode thread``).
 
-    A thread cannot be stopped from outside: :meth:`stop_task` abandons it
-    (its later events go to a queue nobody reads, and its claim is gone).
+    The thread is started with the first task and reused for the next ones, fed
+    through a queue. A thread cannot be stopped from outside: :meth:`stop_task`
+    abandons it (it finishes its handler, then exits; its later events go to a
+    queue nobody reads, and its claim is gone) and the next task gets a fresh
+    thread.
     """
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
         self.settings = settings
-        self.events: queue.Queue[Event] = queue.Queue()
-        self.cancel = threading.Event()
         self.thread: threading.Thread | None = None
+        self.jobs: queue.SimpleQueue[_ThreadRun | None] | None = None
+        self.run: _ThreadRun | None = None
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.abandoned = 0
+        self.threads_started = 0  # for tests
 
     def ensure_started(self) -> None:
         return
 
     def begin(self, task: Task) -> None:
-        self.events = queue.Queue()
-        self.cancel = threading.Event()
-        events, cancel = self.events, self.cancel
-        self.thread = threading.Thread(
-            target=self._run, args=(task, events, cancel), name=f"{self.name}-task", daemon=True
-        )
-        self.thread.start()
+        run = _ThreadRun(task)
+        self.run, self.events = run, run.events
+        if self.jobs is None or self.thread is None or not self.thread.is_alive():
+            self.jobs = queue.SimpleQueue()
+            self.thread = threading.Thread(
+                target=self._serve, args=(self.jobs,), name=f"{self.name}-task", daemon=True
+            )
+            self.threads_started += 1
+            self.thread.start()
+        self.jobs.put(run)
 
-    def _run(self, task: Task, events: queue.Queue[Event], cancel: threading.Event) -> None:
-        reporter = _QueueReporter(events, task.id, cancel)
+    def _serve(self, jobs: queue.SimpleQueue[_ThreadRun | None]) -> None:
+        while True:
+            run = jobs.get()
+            if run is None:
+                return
+            try:
+                self._run(run)
+            finally:
+                run.ended.release()
+
+    def _run(self, run: _ThreadRun) -> None:
+        task, events = run.task, run.events
+        reporter = _QueueReporter(run)
         outcome, _ = execute(
             task,
             reporter,
@@ -328,19 +453,27 @@ class ThreadRunner:
             return None
 
     def request_cancel(self, task_id: int) -> None:
-        self.cancel.set()
+        run = self.run
+        if run is not None:
+            run.cancelled = True
 
     def stop_task(self, patience: float) -> str:
-        thread = self.thread
-        if thread is not None:
-            thread.join(min(patience, 0.2))
-            if thread.is_alive():
-                self.abandoned += 1
-                self.thread = None
-                self.events = queue.Queue()
-                return "abandoned (a thread cannot be stopped; it runs on, its result discarded)"
-        self.thread = None
+        run, self.run = self.run, None
+        if run is not None and not run.ended.acquire(timeout=max(0.0, min(patience, 0.2))):
+            # Still in its handler: leave the thread to it (it exits once the handler
+            # returns) and give the slot a fresh one for its next task.
+            self.abandoned += 1
+            self._retire()
+            self.events = queue.SimpleQueue()
+            return "abandoned (a thread cannot be stopped; it runs on, its result discarded)"
         return "finished"
 
-    def close(self) -> None:
+    def _retire(self) -> None:
+        if self.jobs is not None:
+            self.jobs.put(None)
+        self.jobs = None
         self.thread = None
+
+    def close(self) -> None:
+        self.run = None
+        self._retire()
