@@ -9,10 +9,18 @@ import pytest
 
 from tasktable import TaskTable
 from tasktable.core.status import TaskStatus
-from tasktable.errors import HandlerError, HandlerNotAllowed, InvalidInput, TaskNotFound
+from tasktable.core.task import NewTask
+from tasktable.errors import (
+    DatabaseError,
+    HandlerError,
+    HandlerNotAllowed,
+    InvalidInput,
+    TaskNotFound,
+)
 from tasktable.settings import Settings
 
 from .helpers import ECHO, claim_one, finish, make_status, register, row_count
+from .test_engine import kill_other_connections
 
 
 def test_enqueue_one_stores_the_seeds_columns(table: TaskTable) -> None:
@@ -329,3 +337,33 @@ def test_enqueue_many_inside_the_callers_transaction_rolls_back_with_it(
         kept = table.enqueue_many(items, connection=conn)
         conn.commit()
     assert [table.get(t.id) for t in kept] == kept
+
+
+def test_a_refused_insert_writes_nothing_and_leaves_the_pool_sound(table: TaskTable) -> None:
+    """A NewTask is taken as it is: the database refuses what does not fit, as a
+    DatabaseError; the connection goes back to the pool in its usual (transactional) mode."""
+    if table.storage.dialect_name == "sqlite":
+        pytest.skip("SQLite stores text of any length")
+    good = table.prepare(ECHO)
+    too_long = NewTask(handler=ECHO, args={}, name="x" * 300)
+    for batch in ([too_long], [good, too_long, good]):
+        with pytest.raises(DatabaseError, match="refused a statement"):
+            table.storage.insert(batch)
+        assert row_count(table) == 0
+    with table.storage.engine.connect() as conn:  # the same pooled connection
+        table.enqueue(ECHO, connection=conn)
+        conn.rollback()
+    assert row_count(table) == 0
+    assert table.get(table.enqueue(ECHO).id).status is TaskStatus.PENDING
+
+
+def test_enqueue_recovers_from_killed_connections(table: TaskTable) -> None:
+    if table.storage.dialect_name == "sqlite":
+        pytest.skip("no server connection to kill")
+    with table.storage.engine.connect(), table.storage.engine.connect():
+        pass  # two connections in the pool
+    assert kill_other_connections(table) >= 1
+    assert table.get(table.enqueue(ECHO).id).status is TaskStatus.PENDING
+    assert kill_other_connections(table) >= 1
+    tasks = table.enqueue_many([{"handler": ECHO}] * 3)
+    assert [table.get(t.id) for t in tasks] == tasks
