@@ -419,3 +419,22 @@ def test_a_thread_runner_passes_a_cancel_request_to_the_handler() -> None:
     assert done.outcome.messages[-1].text == "saw the cancel"
     assert runner.stop_task(1.0) == "finished" and runner.abandoned == 0
     runner.close()
+
+
+# -- what a run says -------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["process", "thread"])
+def test_only_a_handler_with_a_timeout_says_started(kind: str) -> None:
+    """A run's messages: Started (carrying the handler's timeout) only when the handler
+    declares one, since that is all a slot does with it; otherwise just the outcome."""
+    runner: Any = (
+        ProcessRunner("t", Settings()) if kind == "process" else ThreadRunner("t", Settings())
+    )
+    try:
+        runner.ensure_started()
+        _, plain = run(runner, a_task("Introspect", 1))
+        assert not any(isinstance(e, Started) for e in plain), plain
+        _, timed = run(runner, a_task("Nap", 2, seconds=0.01))
+        assert timed[0] == Started(task_id=2, timeout=600)
+        assert [type(e) for e in timed[1:]] == [Done]
+    finally:
+        runner.close()

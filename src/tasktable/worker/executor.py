@@ -39,12 +39,14 @@ def execute(
     allowlist: Allowlist,
     max_file_bytes: int,
     loop: asyncio.AbstractEventLoop | None = None,
-    on_start: Callable[[float | None], None] | None = None,
+    on_start: Callable[[float], None] | None = None,
 ) -> tuple[Outcome, Any]:
     """Run ``task`` and return (outcome, the handler's return value).
 
     ``on_start`` is called with the handler's own timeout once it is loaded,
-    before it runs (a worker uses it when the task row has no timeout).
+    before it runs, when it declares one (a worker uses it when the task row has
+    no timeout); not at all for a handler without a timeout, so that the usual
+    run costs a slot no message besides its outcome.
     """
     running = RunningTask(task, reporter, max_file_bytes=max_file_bytes)
     try:
@@ -54,7 +56,9 @@ def execute(
         running.messages.append(Message(text=str(exc), level="error"))
         return _outcome(running, TaskStatus.ERROR, error=str(exc)), None
     if on_start is not None:
-        on_start(handler_defaults(handler)[2])
+        timeout = handler_defaults(handler)[2]
+        if timeout:
+            on_start(timeout)
     try:
         result = handler.run_task(running)
         if inspect.isawaitable(result):

@@ -21,7 +21,9 @@ from ..storage.base import Outcome
 
 @dataclass(frozen=True, kw_only=True)
 class Started:
-    """The handler was loaded; ``timeout`` is the one it declares (seconds), if any."""
+    """The handler was loaded and declares a ``timeout`` (seconds), which applies when
+    the task row has none. Sent only by such handlers, before they run; a run
+    without it says nothing until its events and outcome."""
 
     task_id: int
     timeout: float | None
