@@ -367,3 +367,13 @@ def test_enqueue_recovers_from_killed_connections(table: TaskTable) -> None:
     assert kill_other_connections(table) >= 1
     tasks = table.enqueue_many([{"handler": ECHO}] * 3)
     assert [table.get(t.id) for t in tasks] == tasks
+
+
+def test_a_new_task_with_a_naive_run_at_is_taken_as_utc(table: TaskTable) -> None:
+    naive = datetime(2031, 1, 2, 3, 4, 5, 6)
+    for batch in (1, 3):
+        tasks = table.storage.insert(
+            [NewTask(handler=ECHO, args={}, name="n", run_at=naive)] * batch
+        )
+        assert {t.run_at for t in tasks} == {naive.replace(tzinfo=UTC)}
+        assert [table.get(t.id) for t in tasks] == tasks

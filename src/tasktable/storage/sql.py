@@ -39,6 +39,7 @@ from ..errors import InvalidInput, InvalidTransition, TaskNotFound
 from .base import Page, Sort, Stats, TaskFilter, WorkerInfo
 from .engine import wrap_db_errors
 from .migrate import check_schema, migrate
+from .plumbing import SQLBase
 from .rows import (
     check_sort,
     decode_cursor,
@@ -88,10 +89,11 @@ _PG_COLUMNS = """name, handler, args, status, messages, created_at, queue, prior
     attempts, max_attempts, timeout, unique_key, active_key, cancel_requested, lost_count,
     rerun_on_loss"""
 #: PostgreSQL: the wake-up folded into the INSERT: ``pg_notify`` for the due rows
-#: only (run_at not after created_at), sent at commit, once per queue.
-_PG_RETURNING = f"""RETURNING id, created_at, run_at, timeout,
+#: only (run_at not after created_at), sent at commit, once per queue. Only id and
+#: created_at come back: the rest is stored exactly as sent (see ``_pg_stored``).
+_PG_RETURNING = f"""RETURNING id, created_at,
     (CASE WHEN run_at <= created_at THEN pg_notify('{CHANNEL}', queue) IS NULL END) AS woke"""
-_PG_RESULT = (*_DECIDED, column("woke", Boolean()))
+_PG_RESULT = (T.id, T.created_at, column("woke", Boolean()))
 #: PostgreSQL, one task (``enqueue``): plain values.
 _PG_INSERT_ONE = text(
     f"""INSERT INTO {task_table.name} ({_PG_COLUMNS})
@@ -100,18 +102,18 @@ VALUES (:name, :handler, :args, '{_PENDING}', '[]', statement_timestamp(), :queu
     :max_attempts, :timeout, :unique_key, :unique_key, false, 0, :rerun_on_loss)
 {_PG_RETURNING}"""
 ).columns(*_PG_RESULT)
-#: PostgreSQL, many tasks: one statement whose text does not grow with them (one
-#: array per column). Ids follow the order given (ORDER BY n, as SQLAlchemy's own
-#: sorted bulk insert on PostgreSQL relies on too).
+#: PostgreSQL, many tasks: one statement whose text does not grow with them, the rows
+#: in one JSON parameter (half the client's work of one array per column). Ids follow
+#: the order given (ORDER BY n, as SQLAlchemy's own sorted bulk insert on PostgreSQL
+#: relies on too).
 _PG_INSERT_MANY = text(
     f"""INSERT INTO {task_table.name} ({_PG_COLUMNS})
 SELECT t.name, t.handler, t.args, '{_PENDING}', '[]', statement_timestamp(),
     t.queue, t.priority, coalesce(t.run_at, statement_timestamp()), 0, t.max_attempts,
     t.timeout, t.unique_key, t.unique_key, false, 0, t.rerun_on_loss
-FROM unnest(CAST(:name AS text[]), CAST(:handler AS text[]), CAST(:args AS text[]),
-    CAST(:queue AS text[]), CAST(:priority AS integer[]), CAST(:run_at AS timestamptz[]),
-    CAST(:max_attempts AS integer[]), CAST(:timeout AS float8[]),
-    CAST(:unique_key AS text[]), CAST(:rerun_on_loss AS boolean[]))
+FROM ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS (name text, handler text,
+    args text, queue text, priority integer, run_at timestamptz, max_attempts integer,
+    timeout float8, unique_key text, rerun_on_loss boolean))
     WITH ORDINALITY AS t(name, handler, args, queue, priority, run_at, max_attempts, timeout,
     unique_key, rerun_on_loss, n)
 ORDER BY t.n
@@ -183,20 +185,39 @@ def _pg_values(task: NewTask, args: str) -> dict[str, Any]:
     }
 
 
-def _pg_arrays(tasks: Sequence[NewTask], args: list[str]) -> dict[str, list[Any]]:
-    """The parameters of ``_PG_INSERT_MANY``: one list per column."""
-    return {
-        "name": [t.name for t in tasks],
-        "handler": [t.handler for t in tasks],
-        "args": args,
-        "queue": [t.queue for t in tasks],
-        "priority": [int(t.priority) for t in tasks],
-        "run_at": [_utc(t.run_at) for t in tasks],
-        "max_attempts": [int(t.max_attempts) for t in tasks],
-        "timeout": [None if t.timeout is None else float(t.timeout) for t in tasks],
-        "unique_key": [t.unique_key for t in tasks],
-        "rerun_on_loss": [bool(t.rerun_on_loss) for t in tasks],
-    }
+def _iso(value: datetime) -> str:
+    """ISO text with the offset (a naive time is UTC, as :class:`UTCDateTime` binds it)."""
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return utc.isoformat()
+
+
+def _pg_rows(tasks: Sequence[NewTask], args: list[str]) -> dict[str, str]:
+    """The parameter of ``_PG_INSERT_MANY``: the rows as a JSON array of objects (a
+    float's repr and an ISO time read back exactly)."""
+    rows = [
+        {
+            "name": t.name,
+            "handler": t.handler,
+            "args": a,
+            "queue": t.queue,
+            "priority": int(t.priority),
+            "run_at": None if t.run_at is None else _iso(t.run_at),
+            "max_attempts": int(t.max_attempts),
+            "timeout": None if t.timeout is None else float(t.timeout),
+            "unique_key": t.unique_key,
+            "rerun_on_loss": bool(t.rerun_on_loss),
+        }
+        for t, a in zip(tasks, args, strict=True)
+    ]
+    return {"rows": json.dumps(rows, ensure_ascii=False, separators=(",", ":"))}
+
+
+def _pg_stored(new: NewTask, args: str, task_id: int, created_at: datetime) -> Task:
+    """PostgreSQL keeps what it was sent exactly (a float8, a timestamptz to the
+    microsecond): only the id and the database's clock are news."""
+    run_at = created_at if new.run_at is None else _utc(new.run_at)
+    timeout = None if new.timeout is None else float(new.timeout)
+    return _stored(new, args, (task_id, created_at, run_at, timeout))
 
 
 class SQLStorage(WorkerSide):
@@ -218,6 +239,8 @@ class SQLStorage(WorkerSide):
         if (
             connection is None
             and self.capabilities.listen_notify
+            # not when a subclass writes in a transaction of its own (Django's)
+            and type(self)._write is SQLBase._write
             and all(t.unique_key is None for t in tasks)
         ):
             return self._insert_autocommit(tasks)
@@ -253,7 +276,7 @@ class SQLStorage(WorkerSide):
         if len(tasks) == 1:
             statement, params = _PG_INSERT_ONE, _pg_values(tasks[0], texts[0])
         else:
-            statement, params = _PG_INSERT_MANY, _pg_arrays(tasks, texts)
+            statement, params = _PG_INSERT_MANY, _pg_rows(tasks, texts)
         dialect = self.engine.dialect
         key = (statement, dialect.driver)
         sql = _DRIVER_SQL.get(key)
@@ -286,7 +309,7 @@ class SQLStorage(WorkerSide):
                         raise
         rows.sort(key=_first)  # ids were taken in the order given
         return [
-            _stored(t, a, (r[0], r[1].astimezone(UTC), r[2].astimezone(UTC), r[3]))
+            _pg_stored(t, a, r[0], r[1].astimezone(UTC))
             for t, a, r in zip(tasks, texts, rows, strict=True)
         ]
 
@@ -294,14 +317,15 @@ class SQLStorage(WorkerSide):
         """Insert tasks without a unique key in one statement (SQLAlchemy splits a very
         long list on SQLite and MariaDB); returns them in the order given, as stored."""
         texts = [_args_json(t.args) for t in tasks]
-        if not self.capabilities.listen_notify:
-            values = [self._new_row(t, a) for t, a in zip(tasks, texts, strict=True)]
-            rows = list(conn.execute(_INSERT_RETURNING, values))
-        elif len(tasks) == 1:
-            rows = list(conn.execute(_PG_INSERT_ONE, _pg_values(tasks[0], texts[0])))
-        else:
-            rows = list(conn.execute(_PG_INSERT_MANY, _pg_arrays(tasks, texts)))
-        rows.sort(key=_first)  # ids were taken in the order given
+        if self.capabilities.listen_notify:
+            if len(tasks) == 1:
+                pg = conn.execute(_PG_INSERT_ONE, _pg_values(tasks[0], texts[0])).all()
+            else:
+                pg = conn.execute(_PG_INSERT_MANY, _pg_rows(tasks, texts)).all()
+            pg = sorted(pg, key=_first)  # ids were taken in the order given
+            return [_pg_stored(t, a, r[0], r[1]) for t, a, r in zip(tasks, texts, pg, strict=True)]
+        values = [self._new_row(t, a) for t, a in zip(tasks, texts, strict=True)]
+        rows = sorted(conn.execute(_INSERT_RETURNING, values), key=_first)  # in the order given
         return [_stored(t, a, r) for t, a, r in zip(tasks, texts, rows, strict=True)]
 
     def _notify(self, conn: Connection, due: Sequence[NewTask]) -> None:
