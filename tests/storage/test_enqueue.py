@@ -377,3 +377,33 @@ def test_a_new_task_with_a_naive_run_at_is_taken_as_utc(table: TaskTable) -> Non
         )
         assert {t.run_at for t in tasks} == {naive.replace(tzinfo=UTC)}
         assert [table.get(t.id) for t in tasks] == tasks
+
+
+def test_concurrent_enqueues_from_several_engines_all_land(db_url: str, settings: Settings) -> None:
+    """On SQLite an enqueue is one autocommitted statement: it waits for the write lock
+    like BEGIN IMMEDIATE does, and never fails with 'database is locked'."""
+    errors: list[BaseException] = []
+    ids: list[int] = []
+    with TaskTable(db_url, settings=settings) as first:
+        first.migrate()
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        try:
+            with TaskTable(db_url, settings=settings) as table:
+                table.enqueue(ECHO)  # connected before the race
+                barrier.wait(timeout=30)
+                ids.extend(table.enqueue(ECHO, {"n": n}).id for n in range(50))
+                ids.extend(t.id for t in table.enqueue_many([{"handler": ECHO}] * 5))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert len(set(ids)) == 4 * 55
+    with TaskTable(db_url, settings=settings) as table:
+        assert row_count(table) == 4 * 56

@@ -122,6 +122,13 @@ ORDER BY t.n
 ).columns(*_PG_RESULT)
 
 
+#: SQLite, one task (``enqueue``): positional values; created_at and a missing
+#: run_at by the database clock ({now}: ``_now`` compiled), as ``_INSERT`` has them.
+_SQLITE_INSERT_ONE = f"""INSERT INTO {task_table.name} ({_PG_COLUMNS})
+VALUES (?, ?, ?, '{_PENDING}', '[]', {{now}}, ?, ?, coalesce(?, {{now}}), 0, ?, ?, ?, ?, 0, 0, ?)
+RETURNING id, created_at, run_at, timeout"""
+
+
 _first = itemgetter(0)
 #: json.dumps(value, ensure_ascii=False, separators=(",", ":")) without building an
 #: encoder at every call.
@@ -130,6 +137,7 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _decode: Any = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 #: The driver's SQL text of a statement run outside SQLAlchemy (``_insert_autocommit``).
 _DRIVER_SQL: dict[tuple[Any, str], str] = {}
+_SQLITE_TIMES: dict[Any, tuple[Any, Any]] = {}
 
 
 def _args_json(args: Any) -> str:
@@ -225,6 +233,18 @@ def _pg_rows(tasks: Sequence[NewTask], args: list[str]) -> dict[str, str]:
     return {"rows": _encode(rows)}
 
 
+def _sqlite_times(dialect: Any) -> tuple[Any, Any]:
+    """How :class:`UTCDateTime` writes a time to SQLite, and reads one back."""
+    found = _SQLITE_TIMES.get(dialect)
+    if found is None:
+        kind = UTCDateTime()
+        found = _SQLITE_TIMES[dialect] = (
+            kind.bind_processor(dialect),
+            kind.result_processor(dialect, None),
+        )
+    return found
+
+
 def _pg_decided(tasks: Sequence[NewTask], rows: Sequence[Any], to_utc: bool) -> list[Any]:
     """``_DECIDED`` on PostgreSQL, from (id, created_at) rows in the order given: it
     keeps what it was sent exactly (a float8, a timestamptz to the microsecond)."""
@@ -256,12 +276,14 @@ class SQLStorage(WorkerSide):
             return []
         if (
             connection is None
-            and self.capabilities.listen_notify
             # not when a subclass writes in a transaction of its own (Django's)
             and type(self)._write is SQLBase._write
             and all(t.unique_key is None for t in tasks)
         ):
-            return self._insert_autocommit(tasks)
+            if self.capabilities.listen_notify:
+                return self._insert_autocommit(tasks)
+            if self.dialect_name == "sqlite" and len(tasks) == 1:
+                return [self._insert_sqlite_one(tasks[0])]
         with self._write(connection) as conn:
             # In the order given, so that ids (and so the run order) follow it: runs of
             # plain tasks in one statement each, a task with a unique key on its own.
@@ -295,16 +317,61 @@ class SQLStorage(WorkerSide):
             statement, params = _PG_INSERT_ONE, _pg_values(tasks[0], texts[0])
         else:
             statement, params = _PG_INSERT_MANY, _pg_rows(tasks, texts)
+        rows = self._driver_rows(self._driver_sql(statement), params)
+        rows.sort(key=_first)  # ids were taken in the order given
+        return _stored(tasks, texts, _pg_decided(tasks, rows, to_utc=True))
+
+    def _insert_sqlite_one(self, task: NewTask) -> Task:
+        """SQLite, one task without a unique key and no caller's transaction: one
+        autocommitted statement on the driver's connection (a write statement takes
+        the write lock when it starts, waiting as BEGIN IMMEDIATE does); SQLAlchemy's
+        BEGIN, statement and COMMIT took twice the time of the insert itself."""
         dialect = self.engine.dialect
-        key = (statement, dialect.driver)
+        bind, read = _sqlite_times(dialect)
+        args = _args_json(task.args)
+        params = (
+            task.name,
+            task.handler,
+            args,
+            task.queue,
+            int(task.priority),
+            None if task.run_at is None else bind(task.run_at),
+            int(task.max_attempts),
+            None if task.timeout is None else float(task.timeout),
+            task.unique_key,
+            task.unique_key,
+            bool(task.rerun_on_loss),
+        )
+        sql = _DRIVER_SQL.get((_SQLITE_INSERT_ONE, "sqlite"))
+        if sql is None:
+            now = str(_now().compile(dialect=dialect))
+            sql = _DRIVER_SQL[(_SQLITE_INSERT_ONE, "sqlite")] = _SQLITE_INSERT_ONE.format(now=now)
+        [(task_id, created_at, run_at, timeout)] = self._driver_rows(sql, params)
+        return _stored([task], [args], [(task_id, read(created_at), read(run_at), timeout)])[0]
+
+    def _driver_sql(self, statement: Any) -> str:
+        """The SQL text of ``statement`` for this engine's driver (compiled once)."""
+        dialect = self.engine.dialect
+        key = (statement, f"{dialect.name}+{dialect.driver}")
         sql = _DRIVER_SQL.get(key)
         if sql is None:
             sql = _DRIVER_SQL[key] = str(statement.compile(dialect=dialect))
-        with wrap_db_errors(self.url), self.engine.connect() as conn:  # pre-pinged
-            raw: Any = conn.connection.driver_connection  # a psycopg connection, idle
+        return sql
+
+    def _driver_rows(self, sql: str, params: Any) -> list[Any]:
+        """Run one statement autocommitted on a pooled connection's driver connection,
+        outside SQLAlchemy; driver errors become SQLAlchemy's (then DatabaseError), a
+        disconnect invalidates the connection. The connection is pre-pinged, and
+        goes back to the pool as it came (psycopg's autocommit switched back off)."""
+        dialect = self.engine.dialect
+        switch = dialect.name == "postgresql"  # SQLite's connections are autocommit
+        with wrap_db_errors(self.url), self.engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection  # idle: no transaction open
             try:
-                raw.autocommit = True
-                rows = raw.execute(sql, params).fetchall()
+                if switch:
+                    raw.autocommit = True
+                rows: list[Any] = raw.execute(sql, params).fetchall()
+                return rows
             except dialect.loaded_dbapi.Error as exc:
                 invalidated = dialect.is_disconnect(exc, raw, None)
                 if invalidated:
@@ -319,14 +386,12 @@ class SQLStorage(WorkerSide):
                     dialect=dialect,
                 ) from exc
             finally:
-                if not raw.closed:
+                if switch and not raw.closed:
                     try:
                         raw.autocommit = False  # as the pool lends it
                     except BaseException:
                         conn.invalidate()  # e.g. interrupted mid-statement
                         raise
-        rows.sort(key=_first)  # ids were taken in the order given
-        return _stored(tasks, texts, _pg_decided(tasks, rows, to_utc=True))
 
     def _insert_plain(self, conn: Connection, tasks: Sequence[NewTask]) -> list[Task]:
         """Insert tasks without a unique key in one statement (SQLAlchemy splits a very
