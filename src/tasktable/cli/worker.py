@@ -61,6 +61,14 @@ from .main import cli
     "(lighter, for I/O-bound handlers; a hung thread cannot be stopped).",
 )
 @click.option(
+    "--prefetch",
+    type=click.IntRange(0, 1000),
+    default=None,
+    envvar="TASKTABLE_PREFETCH",
+    help="At most this many tasks claimed ahead of a free slot, while runs are short "
+    "(only what the slots should start within 50 ms); 0 turns it off. Default: 10 per slot.",
+)
+@click.option(
     "--periodic",
     "periodic_spec",
     default=None,
@@ -79,6 +87,7 @@ def worker(
     max_seconds: float | None,
     grace: str,
     mode: str,
+    prefetch: int | None,
     periodic_spec: str | None,
 ) -> int:
     """Run tasks, SLOTS at a time, until stopped (SIGTERM/SIGINT finish gracefully)."""
@@ -104,6 +113,7 @@ def worker(
         mode="thread" if mode == "thread" else "process",
         verbose=state.verbose,
         periodic=periodic,
+        prefetch=prefetch,
     )
     return run.run()
 

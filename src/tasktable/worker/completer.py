@@ -117,6 +117,12 @@ class Completer:
             return list(self._held.values())
 
     @property
+    def unwritten(self) -> int:
+        """Outcomes handed in and not yet written (or being written)."""
+        with self._lock:
+            return len(self._held)
+
+    @property
     def waiting(self) -> int:
         with self._lock:
             return len(self._submitted)

@@ -23,7 +23,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,6 +46,12 @@ MODES: tuple[Mode, ...] = ("process", "thread")
 TICK = 0.25  # seconds between checks of deadlines and stop requests during a run
 KILL_PATIENCE = 2.0  # seconds between SIGTERM and SIGKILL for a timeout or a cancel
 SHUTDOWN_PATIENCE = 0.5  # the same when the worker's grace is over
+#: Prefetch claims ahead only the tasks the slots should start within this many seconds
+#: (from the average run): a buffered task waits about that long at most, and runs of a
+#: quarter second or more (5 slots) get no prefetch at all.
+PREFETCH_HORIZON = 0.05
+PREFETCH_WEIGHT = 0.2  # of the newest run in the moving average of run durations
+PREFETCH_LONG_RUN = 0.25  # seconds: a slot running longer is not expected to free up soon
 RELEASE_MESSAGE = "The worker shut down before this task finished; it will run again."
 
 
@@ -87,18 +94,21 @@ class Slot:
 
     # -- called by the supervisor ------------------------------------------------
     def assign(self, task: Task) -> None:
-        timeout = task.timeout if task.timeout else None
         with self.pool.lock:
-            self.run = Run(
-                task=task,
-                reporter=StorageReporter(self.pool.storage, task),
-                started=time.monotonic(),
-                timeout=timeout,
-                messages=task.messages,
-                progress=task.progress,
-                link=task.action_link,
-            )
+            self._prepare(task)
         self._mail.put(task)
+
+    def _prepare(self, task: Task) -> None:
+        """The run of ``task`` in this slot (the caller holds the pool's lock)."""
+        self.run = Run(
+            task=task,
+            reporter=StorageReporter(self.pool.storage, task),
+            started=time.monotonic(),
+            timeout=task.timeout if task.timeout else None,
+            messages=task.messages,
+            progress=task.progress,
+            link=task.action_link,
+        )
 
     def poke(self) -> None:
         self._mail.put(None)
@@ -132,20 +142,27 @@ class Slot:
         finally:
             self.runner.close()
 
-    def _execute(self, task: Task) -> None:
-        run = self.run
-        assert run is not None and run.task.id == task.id
-        try:
-            outcome = self._start_and_watch(run)
-            if outcome is not None:  # written by the claim loop, with its next claim
-                self.pool.completer.submit(task, outcome)
-        except Exception:  # a bug; the task stays with this worker until released at exit
-            log.exception("%s: failed while running task %s", self.name, task.id)
-        finally:
-            self.tasks_done += 1
-            with self.pool.lock:
-                self.run = None
-            self.pool.wake()
+    def _execute(self, first: Task) -> None:
+        """Run ``first``, then whatever the prefetch buffer holds, one after another."""
+        task: Task | None = first
+        while task is not None:
+            run = self.run
+            assert run is not None and run.task.id == task.id
+            try:
+                outcome = self._start_and_watch(run)
+                if outcome is not None:  # written by the claim loop, with its next claim
+                    self.pool.completer.submit(task, outcome)
+            except Exception:  # a bug; the task stays with this worker until released
+                log.exception("%s: failed while running task %s", self.name, task.id)
+            finally:
+                self.tasks_done += 1
+                self.pool.ran(time.monotonic() - run.started)
+                with self.pool.lock:
+                    self.run = None
+                    task = self.pool.next_buffered() if self.ready else None
+                    if task is not None:
+                        self._prepare(task)
+        self.pool.wake()
 
     def _start_and_watch(self, run: Run) -> Outcome | None:
         run.started = time.monotonic()
@@ -343,6 +360,12 @@ class SlotPool:
         self.release_now = threading.Event()  # grace over: stop runs and release them
         self.slots = [Slot(i + 1, self._runner(i + 1, verbose), self) for i in range(size)]
         self.health_failed: Callable[[Exception], None] = lambda exc: None
+        # Prefetch: claimed tasks waiting for the next free slot (see ``room``).
+        self.buffer: deque[tuple[Task, float]] = deque()
+        self.run_time: float | None = None  # moving average of run durations (s)
+        #: Outcomes that may wait to be written before no slot starts another task (the
+        #: worker sets it to its prefetch limit, at least the number of slots).
+        self.unwritten_limit = size
 
     def _runner(self, index: int, verbose: bool) -> Runner:
         name = f"tasktable-slot-{index}"
@@ -414,6 +437,88 @@ class SlotPool:
         for slot in self.slots:
             slot.thread.join(max(0.0, deadline - time.monotonic()))
         return self.running()
+
+    # -- prefetch --------------------------------------------------------------------
+    def ran(self, seconds: float) -> None:
+        """Record a run's duration (a moving average over the last runs or so)."""
+        last = self.run_time
+        self.run_time = seconds if last is None else last + (seconds - last) * PREFETCH_WEIGHT
+
+    def room(self, prefetch: int) -> int:
+        """How many tasks to claim beyond the idle slots: at most ``prefetch`` buffered,
+        and no more than the slots should start within ``PREFETCH_HORIZON``, so that
+        a task never waits long in the buffer for a slot."""
+        if prefetch <= 0 or self.run_time is None:
+            return 0
+        now = time.monotonic()
+        with self.lock:
+            # A slot in a run longer than PREFETCH_LONG_RUN frees up at no foreseeable time:
+            # it does not count (all of them in such runs: nothing claimed ahead).
+            freeing = sum(
+                1
+                for slot in self.slots
+                if slot.ready and (slot.run is None or now - slot.run.started < PREFETCH_LONG_RUN)
+            )
+            ahead = int(freeing * PREFETCH_HORIZON / max(self.run_time, 1e-6))
+            return max(0, min(prefetch, ahead) - len(self.buffer))
+
+    def offer(self, tasks: Sequence[Task]) -> list[Task]:
+        """Start buffered tasks, then ``tasks``, on idle slots; buffer the rest. Returns
+        those that may not wait in the buffer (``rerun_on_loss = False``: were the
+        worker lost meanwhile, the rescuer could not tell it never started)."""
+        refused: list[Task] = []
+        now = time.monotonic()
+        with self.lock:
+            idle = self.idle()
+            while idle and self.buffer and self._may_start():
+                idle.pop(0).assign(self.buffer.popleft()[0])
+            for task in tasks:
+                if idle:
+                    idle.pop(0).assign(task)
+                elif task.rerun_on_loss and not self.releasing.is_set():
+                    self.buffer.append((task, now))
+                else:
+                    refused.append(task)
+        return refused
+
+    def next_buffered(self) -> Task | None:
+        """The oldest buffered task, for a slot that just finished (caller holds the lock).
+        None while ``unwritten_limit`` outcomes wait to be written: a worker killed
+        (SIGKILL) re-runs at most its running tasks and those."""
+        if self.buffer and not self.releasing.is_set() and self._may_start():
+            return self.buffer.popleft()[0]
+        return None
+
+    def _may_start(self) -> bool:
+        return self.completer.unwritten < self.unwritten_limit
+
+    def unbuffer(
+        self, ids: Iterable[int] | None = None, *, older_than: float | None = None
+    ) -> list[Task]:
+        """Take tasks out of the buffer: these ids, those waiting longer than
+        ``older_than`` seconds, or (neither given) all of them."""
+        wanted = set(ids) if ids is not None else None
+        now = time.monotonic()
+        with self.lock:
+            keep: deque[tuple[Task, float]] = deque()
+            taken: list[Task] = []
+            for task, since in self.buffer:
+                if (wanted is None or task.id in wanted) and (
+                    older_than is None or now - since > older_than
+                ):
+                    taken.append(task)
+                else:
+                    keep.append((task, since))
+            self.buffer = keep
+        return taken
+
+    def buffered(self) -> list[Task]:
+        with self.lock:
+            return [task for task, _ in self.buffer]
+
+    def oldest_wait(self) -> float | None:
+        with self.lock:
+            return time.monotonic() - self.buffer[0][1] if self.buffer else None
 
     def restarts(self) -> int:
         return sum(s.restarts for s in self.slots)

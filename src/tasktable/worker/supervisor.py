@@ -63,6 +63,10 @@ MIN_POLL = 0.02  # seconds: the first poll after a claim found work, with no wak
 #: While tasks flow (the last claim filled every idle slot) and one slot frees up, wait
 #: this long for others before claiming: fewer, bigger claims.
 COALESCE = 0.002
+#: A task claimed ahead (prefetch) that waited this long for a slot goes back to
+#: pending for any worker (a run longer than the recent ones holds the slots).
+PREFETCH_MAX_WAIT = 1.0
+PREFETCH_PER_SLOT = 10  # the default prefetch limit, per slot
 
 
 def new_worker_id() -> str:
@@ -84,9 +88,16 @@ class Worker:
         verbose: bool = False,
         periodic: Sequence[Periodic] = (),
         queue_plan: QueuePlan | None = None,
+        prefetch: int | None = None,
     ) -> None:
         if slots < 1:
             raise ValueError("A worker needs at least one slot.")
+        if prefetch is not None and prefetch < 0:
+            raise ValueError("prefetch must be 0 (off) or more.")
+        #: At most this many tasks claimed ahead of a free slot, while runs are short
+        #: (``SlotPool.room``): bigger claims, and a slot that frees up starts the next
+        #: task at once instead of waiting for a claim.
+        self.prefetch = PREFETCH_PER_SLOT * slots if prefetch is None else prefetch
         self.table = table
         self.settings = table.settings
         self.storage = table.storage
@@ -130,6 +141,9 @@ class Worker:
             verbose=verbose,
         )
         self.pool.health_failed = lambda exc: self.health.failed(exc, "Saving progress")
+        # Outcomes go out in batches with the next claim; a slot starts no task while
+        # this many wait, so a SIGKILL re-runs at most the running tasks and these.
+        self.pool.unwritten_limit = max(slots, self.prefetch)
         self.heartbeat = Heartbeat(
             self.storage, lambda: self.id, self._held_ids, health=self.health
         )
@@ -199,7 +213,7 @@ class Worker:
     def _start_background(self) -> None:
         hb = self.settings.heartbeat_interval.total_seconds()
         cleaner = Cleaner(self.storage, self.settings.retention.total_seconds())
-        watch = CancelWatch(self.storage, self._held_ids, self.pool.cancel)
+        watch = CancelWatch(self.storage, self._held_ids, self._cancel_requested)
         self.loops = [
             Every("tasktable-heartbeat", hb, self._pulse, self.stop_event, health=self.health),
             Every(
@@ -241,8 +255,25 @@ class Worker:
         return cleaner.run_once(self.stop_event) if won else 0
 
     def _held_ids(self) -> list[int]:
-        """Runs this worker holds: running in a slot, or with an outcome not yet written."""
-        return [task.id for task in (*self.pool.running(), *self.completer.holding())]
+        """Tasks this worker holds: running in a slot, claimed ahead (buffered), or with
+        an outcome not yet written."""
+        held = (*self.pool.running(), *self.pool.buffered(), *self.completer.holding())
+        return [task.id for task in held]
+
+    def _cancel_requested(self, task_ids: list[int]) -> list[int]:
+        """A buffered task ends ``cancelled`` without running; a running one is asked."""
+        for task in self.pool.unbuffer(task_ids):
+            note = Message(text="Cancelled at request before it started.", level="warning")
+            self.completer.submit(
+                task,
+                Outcome(
+                    status=TaskStatus.CANCELLED,
+                    messages=(*task.messages, note),
+                    progress=task.progress,
+                    action_link=task.action_link,
+                ),
+            )
+        return self.pool.cancel(task_ids)
 
     # -- heartbeat and rescue ------------------------------------------------------
     def _pulse(self) -> None:
@@ -281,6 +312,9 @@ class Worker:
             if current is None or current.claim_token != task.claim_token:
                 lost.append(task.claim_token or "")
         self.pool.abandon(lost)
+        dropped = self.pool.unbuffer()  # claimed ahead under the old id: rescued too
+        if dropped:
+            log.warning("Worker %s: dropped %d task(s) claimed ahead", old, len(dropped))
         self.storage.register_worker(self._info())
         self.heartbeat.last_ok = time.monotonic()
 
@@ -304,14 +338,17 @@ class Worker:
                     self.health.outage(),
                 )
                 return EXIT_DB_OUTAGE
+            self._give_back(self.pool.unbuffer(older_than=PREFETCH_MAX_WAIT))
+            self.pool.offer(())  # buffered tasks to slots that became free or ready
             idle = self.pool.idle()
             if flowing and len(idle) == 1 and self.size > 1:
                 time.sleep(COALESCE)
                 idle = self.pool.idle()
+            want = len(idle) + self.pool.room(self.prefetch)
             outcomes = self.completer.take()
-            if idle or outcomes:
+            if want or outcomes:
                 try:
-                    claimed = self._step(outcomes, len(idle))
+                    claimed = self._step(outcomes, want)
                 except Exception as exc:  # DatabaseError, or a driver error not wrapped
                     flowing = False
                     self.health.failed(exc, f"Worker {self.id}: claiming")
@@ -323,12 +360,11 @@ class Worker:
                 if self.stopping and claimed:
                     self._release_unstarted(claimed)
                     break
-                for slot, task in zip(idle, claimed, strict=False):
-                    slot.assign(task)
+                self._give_back(self.pool.offer(claimed))
                 self.claimed += len(claimed)
-                if not idle:
+                if not want:
                     continue  # outcomes written; no slot was free to claim for
-                flowing = len(claimed) == len(idle)
+                flowing = len(claimed) == want
                 if flowing:
                     continue  # there may be more due: fill the slots again
                 if (
@@ -336,13 +372,36 @@ class Worker:
                     and not claimed
                     and self.pool.busy == 0
                     and not self.completer.waiting
+                    and not self.pool.buffered()
                 ):
                     log.info("Worker %s: nothing due; burst run done", self.id)
                     break
                 wait = self._next_wait(wait, poll, bool(claimed), polled)
-            polled = not self.wake.wait(wait)
+            polled = not self.wake.wait(self._wait_for(wait))
             self.wake.clear()
         return EXIT_OK
+
+    def _wait_for(self, wait: float) -> float:
+        """``wait``, or less when a buffered task would wait too long by then."""
+        oldest = self.pool.oldest_wait()
+        if oldest is None:
+            return wait
+        return max(0.0, min(wait, PREFETCH_MAX_WAIT - oldest + 0.01))
+
+    def _give_back(self, tasks: Sequence[Task]) -> None:
+        """Claimed ahead but not started: back to pending, the attempt not charged
+        (written with the next step, as any outcome)."""
+        for task in tasks:
+            self.completer.submit(
+                task,
+                Outcome(
+                    status=TaskStatus.PENDING,
+                    messages=task.messages,
+                    progress=task.progress,
+                    action_link=task.action_link,
+                    charge_attempt=False,
+                ),
+            )
 
     def _next_wait(self, last: float, poll: float, found: bool, polled: bool) -> float:
         """The poll interval with a wake-up; else short after work, doubling with each
@@ -421,6 +480,7 @@ class Worker:
     # -- shutdown ------------------------------------------------------------------
     def _shutdown(self, code: int) -> None:
         self.stopping = True
+        self._give_back(self.pool.unbuffer())  # claimed ahead: pending again
         if code == EXIT_DB_OUTAGE:
             self.completer.stop.set()  # nothing can be written; the rescuers will see to it
             self.release_deadline = time.monotonic()
