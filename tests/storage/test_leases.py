@@ -208,6 +208,28 @@ def test_finish_and_claim_writes_outcomes_and_claims_in_one_step(table: TaskTabl
     assert claimed[0] == table.get(claimed[0].id)
 
 
+def test_a_batch_of_outcomes_keeps_every_character(table: TaskTable) -> None:
+    ids = [table.enqueue(ECHO).id for _ in range(3)]
+    worker = register(table)
+    claimed = table.storage.claim(worker, (), 3, alive_within=DEAD_AFTER)
+    text = 'héllo 🎉 "quoted" \\ back\nslash, NUL \x00 ?'
+    outcome = Outcome(
+        status=TaskStatus.ERROR,
+        messages=(Message(text=text), Message(text="second", level="warning")),
+        error="ünïcode " + "x" * 70_000,
+        progress=Progress(done=3, total=None),
+        action_link=ActionLink(text="Öffnen", route_path="a/b", route_params={"k": "v ü"}),
+    )
+    assert table.storage.finish_many([(t, outcome) for t in claimed]) == [True] * 3
+    for task_id in ids:
+        done = table.get(task_id)
+        assert [m.text for m in done.messages] == [text, "second"]
+        assert done.error is not None and done.error.startswith("ünïcode x")
+        assert len(done.error) == len("ünïcode ") + 70_000
+        assert done.progress == Progress(done=3, total=None)
+        assert done.action_link == outcome.action_link
+
+
 def test_finish_and_claim_without_room_or_outcomes(table: TaskTable) -> None:
     ids = [table.enqueue(ECHO).id for _ in range(3)]
     worker = register(table)

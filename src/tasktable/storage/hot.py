@@ -114,7 +114,7 @@ def pg_finish_params(items: Sequence[tuple[Task, Outcome]]) -> dict[str, Any]:
     }
 
 
-def sqlite_finish_params(items: Sequence[tuple[Task, Outcome]]) -> dict[str, Any]:
+def json_finish_params(items: Sequence[tuple[Task, Outcome]]) -> dict[str, Any]:
     rows = [[t.id, t.claim_token, *final_values(o)] for t, o in items]
     return {"outcomes": json.dumps(rows, ensure_ascii=False, separators=(",", ":"))}
 
@@ -151,3 +151,43 @@ class PGFinishAndClaim:
         rows = conn.execute(self.statement(queues, alive), params).mappings().all()
         finished = {int(i) for i in (rows[0]["finished_ids"] or ())} if rows else set()
         return finished, [r for r in rows if r["id"] is not None]
+
+
+#: MariaDB/MySQL (no UPDATE ... RETURNING): which of the runs are still ours, locked...
+MYSQL_OURS = text(
+    """
+SELECT id FROM tasktable_task
+ WHERE (id, claim_token) IN :pairs AND status = 'running'
+   FOR UPDATE
+"""
+).bindparams(bindparam("pairs", expanding=True))
+
+#: ...then their outcomes in one UPDATE, joined to the batch as rows (JSON_TABLE is
+#: MariaDB's and MySQL's ``unnest``).
+MYSQL_FINISH_MANY = text(
+    """
+UPDATE tasktable_task AS t
+  JOIN JSON_TABLE(:outcomes, '$[*]' COLUMNS (
+         id BIGINT PATH '$[0]',
+         status VARCHAR(16) PATH '$[2]',
+         messages LONGTEXT PATH '$[3]',
+         error LONGTEXT PATH '$[4]',
+         action_link TEXT PATH '$[5]',
+         progress_done BIGINT PATH '$[6]',
+         progress_total BIGINT PATH '$[7]')) AS v ON v.id = t.id
+   SET t.status = v.status, t.messages = v.messages, t.error = v.error,
+       t.action_link = v.action_link, t.progress_done = v.progress_done,
+       t.progress_total = v.progress_total, t.finished_at = UTC_TIMESTAMP(6),
+       t.active_key = NULL, t.claim_token = NULL
+ WHERE t.id IN :ours
+"""
+).bindparams(bindparam("ours", expanding=True))
+
+
+def mysql_finish(conn: Connection, items: Sequence[tuple[Task, Outcome]]) -> set[int]:
+    """Final outcomes on MariaDB/MySQL in two statements, whatever their number."""
+    pairs = [(t.id, t.claim_token) for t, _ in items]
+    ours = [int(i) for i in conn.execute(MYSQL_OURS, {"pairs": pairs}).scalars()]
+    if ours:
+        conn.execute(MYSQL_FINISH_MANY, {**json_finish_params(items), "ours": ours})
+    return set(ours)

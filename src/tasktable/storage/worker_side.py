@@ -37,8 +37,9 @@ from .hot import (
     SQLITE_FINISH_MANY,
     PGFinishAndClaim,
     final_values,
+    json_finish_params,
+    mysql_finish,
     pg_finish_params,
-    sqlite_finish_params,
 )
 from .plumbing import SQLBase
 from .rows import (
@@ -221,8 +222,10 @@ class WorkerSide(SQLBase):
             found = conn.execute(PG_FINISH_MANY, pg_finish_params(final)).scalars()
             written.update(int(i) for i in found)
         elif final and self.dialect_name == "sqlite":
-            found = conn.execute(SQLITE_FINISH_MANY, sqlite_finish_params(final)).scalars()
+            found = conn.execute(SQLITE_FINISH_MANY, json_finish_params(final)).scalars()
             written.update(int(i) for i in found)
+        elif final:
+            written.update(mysql_finish(conn, final))
         else:
             rest = list(items)
         for task, outcome in rest:
