@@ -125,3 +125,17 @@ def test_the_worker_path_recovers_from_killed_connections(table: TaskTable) -> N
             break
     assert len(claimed) == 2
     assert storage.finish_many([(t, SUCCESS) for t in claimed]) == [True, True]
+    # The combined step (on PostgreSQL, the driver's own connection): one failure at most.
+    table.enqueue(ECHO)
+    [last] = storage.claim(worker, (), 1, alive_within=30)
+    table.enqueue(ECHO)
+    assert kill_other_connections(table) >= 1
+    failures = 0
+    for _ in range(3):
+        try:
+            oks, more = storage.finish_and_claim([(last, SUCCESS)], worker, (), 5, alive_within=30)
+            break
+        except DatabaseError:
+            failures += 1
+    assert failures <= 1 and oks == [True] and len(more) == 1
+    assert storage.finish_many([(more[0], SUCCESS)]) == [True]

@@ -255,6 +255,22 @@ def test_finish_and_claim_with_a_retry_and_a_queue(table: TaskTable) -> None:
     assert table.get(other.id).status is TaskStatus.PENDING
 
 
+def test_finish_and_claim_of_final_outcomes_claims_from_the_queues_asked(
+    table: TaskTable,
+) -> None:
+    worker = register(table)
+    table.enqueue(ECHO, queue="mine")
+    [claimed] = table.storage.claim(worker, ("mine",), 1, alive_within=DEAD_AFTER)
+    other = table.enqueue(ECHO, queue="other")
+    mine = [table.enqueue(ECHO, queue=q, priority=p) for q, p in (("mine", 0), ("b", 5))]
+    oks, got = table.storage.finish_and_claim(
+        [(claimed, SUCCESS)], worker, ("mine", "b"), 5, alive_within=DEAD_AFTER
+    )
+    assert oks == [True] and [t.id for t in got] == [mine[1].id, mine[0].id]  # priority first
+    assert table.get(other.id).status is TaskStatus.PENDING
+    assert got == [table.get(t.id) for t in got]
+
+
 def test_finish_and_claim_claims_nothing_for_a_dead_worker_but_writes(table: TaskTable) -> None:
     worker = register(table)
     table.enqueue(ECHO)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
 )
+from sqlalchemy import exc as sa_exc
 
 from .claim import Claimer, claimer_for
 from .engine import build_engine, safe_url, wrap_db_errors
@@ -86,3 +88,39 @@ class SQLBase:
         self.engine.dispose()
         if self.hot_engine is not None:
             self.hot_engine.dispose()
+
+    def _driver_rows(self, sql: str, params: Any, engine: Engine | None = None) -> list[Any]:
+        """Run one statement autocommitted on a pooled connection's driver connection,
+        outside SQLAlchemy; driver errors become SQLAlchemy's (then DatabaseError), a
+        disconnect invalidates the connection. The connection is pre-pinged (unless
+        ``engine`` is the worker's ``hot_engine``), and
+        goes back to the pool as it came (psycopg's autocommit switched back off)."""
+        dialect = self.engine.dialect
+        switch = dialect.name == "postgresql"  # SQLite's connections are autocommit
+        with wrap_db_errors(self.url), (engine or self.engine).connect() as conn:
+            raw: Any = conn.connection.driver_connection  # idle: no transaction open
+            try:
+                if switch:
+                    raw.autocommit = True
+                rows: list[Any] = raw.execute(sql, params).fetchall()
+                return rows
+            except dialect.loaded_dbapi.Error as exc:
+                invalidated = dialect.is_disconnect(exc, raw, None)
+                if invalidated:
+                    conn.invalidate(exc)
+                raise sa_exc.DBAPIError.instance(
+                    sql,
+                    params,
+                    exc,
+                    dialect.loaded_dbapi.Error,
+                    hide_parameters=True,
+                    connection_invalidated=invalidated,
+                    dialect=dialect,
+                ) from exc
+            finally:
+                if switch and not raw.closed:
+                    try:
+                        raw.autocommit = False  # as the pool lends it
+                    except BaseException:
+                        conn.invalidate()  # e.g. interrupted mid-statement
+                        raise

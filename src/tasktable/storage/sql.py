@@ -358,41 +358,6 @@ class SQLStorage(WorkerSide):
             sql = _DRIVER_SQL[key] = str(statement.compile(dialect=dialect))
         return sql
 
-    def _driver_rows(self, sql: str, params: Any) -> list[Any]:
-        """Run one statement autocommitted on a pooled connection's driver connection,
-        outside SQLAlchemy; driver errors become SQLAlchemy's (then DatabaseError), a
-        disconnect invalidates the connection. The connection is pre-pinged, and
-        goes back to the pool as it came (psycopg's autocommit switched back off)."""
-        dialect = self.engine.dialect
-        switch = dialect.name == "postgresql"  # SQLite's connections are autocommit
-        with wrap_db_errors(self.url), self.engine.connect() as conn:
-            raw: Any = conn.connection.driver_connection  # idle: no transaction open
-            try:
-                if switch:
-                    raw.autocommit = True
-                rows: list[Any] = raw.execute(sql, params).fetchall()
-                return rows
-            except dialect.loaded_dbapi.Error as exc:
-                invalidated = dialect.is_disconnect(exc, raw, None)
-                if invalidated:
-                    conn.invalidate(exc)
-                raise sa_exc.DBAPIError.instance(
-                    sql,
-                    params,
-                    exc,
-                    dialect.loaded_dbapi.Error,
-                    hide_parameters=True,
-                    connection_invalidated=invalidated,
-                    dialect=dialect,
-                ) from exc
-            finally:
-                if switch and not raw.closed:
-                    try:
-                        raw.autocommit = False  # as the pool lends it
-                    except BaseException:
-                        conn.invalidate()  # e.g. interrupted mid-statement
-                        raise
-
     def _insert_plain(self, conn: Connection, tasks: Sequence[NewTask]) -> list[Task]:
         """Insert tasks without a unique key in one statement (SQLAlchemy splits a very
         long list on SQLite and MariaDB); returns them in the order given, as stored."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -199,18 +199,25 @@ class WorkerSide(SQLBase):
         for task, _ in items:
             _claimed(task)
         token = secrets.token_hex(16)
+        rows: Sequence[Mapping[str, Any]]
         if self.dialect_name == "postgresql" and all(o.status.is_final for _, o in items):
             assert isinstance(self.claimer, ReturningClaimer)
             params = self.claimer.params(worker_id, token, queues, limit, alive_within)
-            with self._one_statement() as conn:
-                written, rows = _PG_FINISH_AND_CLAIM.run(
-                    conn, items, params, queues=bool(queues), alive=alive_within is not None
+            shape = {"queues": bool(queues), "alive": alive_within is not None}
+            if self.hot_engine is not None:  # the driver's connection, autocommitted
+                sql = _PG_FINISH_AND_CLAIM.driver_sql(self.hot_engine.dialect, **shape)
+                raw = self._driver_rows(
+                    sql, _PG_FINISH_AND_CLAIM.params(items, params), self.hot_engine
                 )
+                written, rows = _PG_FINISH_AND_CLAIM.rows(raw)
+            else:
+                with self._one_statement() as conn:
+                    written, rows = _PG_FINISH_AND_CLAIM.run(conn, items, params, **shape)
             rows = sorted(rows, key=lambda r: (-r["priority"], r["id"]))
         else:
             with self._write_hot() as conn:
                 written = self._finish_on(conn, items)
-                rows = list(self.claimer.claim(conn, worker_id, token, queues, limit, alive_within))
+                rows = self.claimer.claim(conn, worker_id, token, queues, limit, alive_within)
         return [task.id in written for task, _ in items], [task_from_row(r) for r in rows]
 
     def _finish_on(self, conn: Connection, items: Sequence[tuple[Task, Outcome]]) -> set[int]:
