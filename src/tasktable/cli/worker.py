@@ -66,7 +66,7 @@ from .main import cli
     default=None,
     envvar="TASKTABLE_PREFETCH",
     help="At most this many tasks claimed ahead of a free slot, while runs are short "
-    "(only what the slots should start within 50 ms); 0 turns it off. Default: 10 per slot.",
+    "(only what the slots should start within 50 ms); 0 turns it off. Default: 20 per slot.",
 )
 @click.option(
     "--periodic",

@@ -66,7 +66,7 @@ COALESCE = 0.002
 #: A task claimed ahead (prefetch) that waited this long for a slot goes back to
 #: pending for any worker (a run longer than the recent ones holds the slots).
 PREFETCH_MAX_WAIT = 1.0
-PREFETCH_PER_SLOT = 10  # the default prefetch limit, per slot
+PREFETCH_PER_SLOT = 20  # the default prefetch limit, per slot
 
 
 def new_worker_id() -> str:
