@@ -13,8 +13,9 @@ charges per round trip and per commit, so the two are written together:
   ``BEGIN`` and a ``COMMIT`` round trip.
 - SQLite: one transaction (``BEGIN IMMEDIATE``) with one ``UPDATE ... FROM``
   over ``json_each`` for the outcomes, then the claim: one commit.
-- MariaDB/MySQL: one transaction with a fenced ``UPDATE`` per outcome, then
-  the claim's two statements: one commit.
+- MariaDB/MySQL: one transaction: the rows still ours locked (``SELECT ...
+  FOR UPDATE``), their outcomes in one ``UPDATE`` joined to ``JSON_TABLE``,
+  then the claim's statements: one commit.
 
 The rows a write updated are the outcomes that were still ours; any other
 is reported as a lost lease (False), as :meth:`Storage.finish_many` does.

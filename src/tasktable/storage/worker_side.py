@@ -165,8 +165,8 @@ class WorkerSide(SQLBase):
 
         Final outcomes go in one ``UPDATE ... RETURNING id`` (PostgreSQL, SQLite: which
         rows came back tells the lost leases apart; on PostgreSQL in autocommit when
-        that is the only statement); the rest, and every outcome on MariaDB, one
-        fenced UPDATE each.
+        that is the only statement), on MariaDB in two statements (``hot.py``); the
+        rest (retries, releases) one fenced UPDATE each.
         """
         if not items:
             return []

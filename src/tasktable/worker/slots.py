@@ -47,8 +47,8 @@ TICK = 0.25  # seconds between checks of deadlines and stop requests during a ru
 KILL_PATIENCE = 2.0  # seconds between SIGTERM and SIGKILL for a timeout or a cancel
 SHUTDOWN_PATIENCE = 0.5  # the same when the worker's grace is over
 #: Prefetch claims ahead only the tasks the slots should start within this many seconds
-#: (from the average run): a buffered task waits about that long at most, and runs of a
-#: quarter second or more (5 slots) get no prefetch at all.
+#: (from the average run): a buffered task waits about that long at most, and runs of
+#: over a quarter second on average (5 slots) get no prefetch at all.
 PREFETCH_HORIZON = 0.05
 PREFETCH_WEIGHT = 0.2  # of the newest run in the moving average of run durations
 PREFETCH_LONG_RUN = 0.25  # seconds: a slot running longer is not expected to free up soon
