@@ -1,7 +1,8 @@
 """Round trips: database statements per task while one worker drains the table.
 
 The worker runs in this process (thread slots) so that SQLAlchemy's events
-see every statement it sends: ``before_cursor_execute`` (statements),
+see every statement it sends (and a wrapper the ones it sends on the driver's
+own connection, ``_driver_rows``): ``before_cursor_execute`` (statements),
 ``commit``/``rollback`` (transaction ends), and pool checkouts, each of which
 costs a ``SELECT 1`` ping on servers (``pool_pre_ping``). pg_stat_statements
 would need a server restart to load, so it is not used.
@@ -68,9 +69,24 @@ def roundtrips(db: Database, sizes: Sizes) -> dict[str, Any]:
                 event.listen(engine, name, fn)
             if getattr(engine.pool, "_pre_ping", True):
                 event.listen(engine.pool, "checkout", lambda *_: counts.update(["checkout"]))
+        # Statements sent on the driver's own connection (autocommitted: one round trip
+        # each; the pool checkout around them is counted above) bypass SQLAlchemy's
+        # events: count them where the storage sends them.
+        driver = getattr(storage, "_driver_rows", None)
+        if driver is not None:
+
+            def counted(sql: str, params: Any, engine: Any = None) -> Any:
+                kinds[_kind(sql) + " (driver)"] += 1
+                return driver(sql, params, engine)
+
+            storage._driver_rows = counted
         worker = _new_worker(table, sizes.slots)
         started = time.perf_counter()
-        worker.run()
+        try:
+            worker.run()
+        finally:
+            if driver is not None:
+                del storage._driver_rows
         elapsed = time.perf_counter() - started
         for engine in engines:
             for name, fn in listeners.items():

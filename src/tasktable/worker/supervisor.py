@@ -67,6 +67,7 @@ COALESCE = 0.002
 #: pending for any worker (a run longer than the recent ones holds the slots).
 PREFETCH_MAX_WAIT = 1.0
 PREFETCH_PER_SLOT = 20  # the default prefetch limit, per slot
+LISTENER_JOIN = 2.0  # seconds to wait at exit for the wake-up listener (it ticks at 0.5 s)
 
 
 def new_worker_id() -> str:
@@ -498,6 +499,8 @@ class Worker:
         for task in left:  # a slot that did not get to release its run in time
             self._release_left(task)
         self.stop_event.set()
+        if self.listener is not None:  # its connection closed before the worker's row goes
+            self.listener.thread.join(LISTENER_JOIN)
         try:
             self.storage.deregister_worker(self.id)
         except DatabaseError as exc:
