@@ -3,8 +3,8 @@
 The worker runs in this process (thread slots) so that SQLAlchemy's events
 see every statement it sends (and a wrapper the ones it sends on the driver's
 own connection, ``_driver_rows``): ``before_cursor_execute`` (statements),
-``commit``/``rollback`` (transaction ends), and pool checkouts, each of which
-costs a ``SELECT 1`` ping on servers (``pool_pre_ping``). pg_stat_statements
+``commit``/``rollback`` (transaction ends), and the pings sent on checkout
+(on servers, for a connection idle a second or more: ``engine.py``). pg_stat_statements
 would need a server restart to load, so it is not used.
 """
 
@@ -67,8 +67,15 @@ def roundtrips(db: Database, sizes: Sizes) -> dict[str, Any]:
         for engine in engines:
             for name, fn in listeners.items():
                 event.listen(engine, name, fn)
-            if getattr(engine.pool, "_pre_ping", True):
+            if getattr(engine.pool, "_pre_ping", False):
                 event.listen(engine.pool, "checkout", lambda *_: counts.update(["checkout"]))
+            ping = engine.dialect.do_ping  # pings tasktable's own checkout event sends
+
+            def counted_ping(conn: Any, ping: Any = ping) -> Any:
+                counts.update(["checkout"])
+                return ping(conn)
+
+            engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
         # Statements sent on the driver's own connection (autocommitted: one round trip
         # each; the pool checkout around them is counted above) bypass SQLAlchemy's
         # events: count them where the storage sends them.
@@ -79,7 +86,7 @@ def roundtrips(db: Database, sizes: Sizes) -> dict[str, Any]:
                 kinds[_kind(sql) + " (driver)"] += 1
                 return driver(sql, params, engine)
 
-            storage._driver_rows = counted
+            storage._driver_rows = counted  # type: ignore[method-assign]
         worker = _new_worker(table, sizes.slots)
         started = time.perf_counter()
         try:
@@ -91,6 +98,7 @@ def roundtrips(db: Database, sizes: Sizes) -> dict[str, Any]:
         for engine in engines:
             for name, fn in listeners.items():
                 event.remove(engine, name, fn)
+            del engine.dialect.do_ping  # the class's own again
         finished_times(table, sizes.roundtrips)
     begins = kinds.pop("BEGIN", 0)  # SQLite's explicit BEGIN IMMEDIATE: a transaction start
     statements = sum(kinds.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from tasktable.errors import (
     TaskNotFound,
 )
 from tasktable.settings import Settings
+from tasktable.storage.engine import PING_AFTER_IDLE
 
 from .helpers import ECHO, claim_one, finish, make_status, register, row_count
 from .test_engine import kill_other_connections
@@ -358,15 +360,39 @@ def test_a_refused_insert_writes_nothing_and_leaves_the_pool_sound(table: TaskTa
 
 
 def test_enqueue_recovers_from_killed_connections(table: TaskTable) -> None:
+    """A connection that sat in the pool PING_AFTER_IDLE seconds is pinged before use:
+    one the server dropped meanwhile is replaced, and the enqueue goes through."""
     if table.storage.dialect_name == "sqlite":
         pytest.skip("no server connection to kill")
     with table.storage.engine.connect(), table.storage.engine.connect():
         pass  # two connections in the pool
     assert kill_other_connections(table) >= 1
+    time.sleep(PING_AFTER_IDLE)
     assert table.get(table.enqueue(ECHO).id).status is TaskStatus.PENDING
     assert kill_other_connections(table) >= 1
+    time.sleep(PING_AFTER_IDLE)
     tasks = table.enqueue_many([{"handler": ECHO}] * 3)
     assert [table.get(t.id) for t in tasks] == tasks
+
+
+def test_a_connection_killed_right_after_use_fails_one_enqueue_cleanly(table: TaskTable) -> None:
+    """Within PING_AFTER_IDLE of its last use a connection is lent without a ping: a kill
+    in that second fails one enqueue with a DatabaseError (nothing written), and the
+    pool is discarded, so the next enqueue goes through."""
+    if table.storage.dialect_name == "sqlite":
+        pytest.skip("no server connection to kill")
+    with table.storage.engine.connect(), table.storage.engine.connect():
+        pass  # two connections in the pool: one to use, one to kill it from
+    table.enqueue(ECHO)
+    assert kill_other_connections(table) >= 1
+    outcomes = []
+    for _ in range(2):
+        try:
+            outcomes.append(table.enqueue(ECHO, {"try": len(outcomes)}).id)
+        except DatabaseError:
+            outcomes.append(None)
+    assert outcomes[-1] is not None and outcomes.count(None) <= 1
+    assert row_count(table) == 1 + sum(1 for o in outcomes if o is not None)
 
 
 def test_a_new_task_with_a_naive_run_at_is_taken_as_utc(table: TaskTable) -> None:

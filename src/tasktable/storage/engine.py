@@ -101,6 +101,38 @@ def _sqlite_connect_hooks(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+#: A pooled connection that went back to the pool less than this many seconds ago is
+#: lent again without a ping first. The ping (a round trip) is what stands between a
+#: server restart and a failed statement; SQLAlchemy's ``pool_pre_ping`` sends it on
+#: every checkout, a quarter of a single enqueue on PostgreSQL. A restart that lands
+#: within this second of a connection's last use fails one statement (a clean
+#: DatabaseError, the pool then discarded), as the worker's hot path already accepts.
+PING_AFTER_IDLE = 1.0
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Ping a connection on checkout only when it sat in the pool ``PING_AFTER_IDLE``
+    seconds or more (SQLAlchemy's pessimistic disconnect handling, as an event)."""
+
+    def fresh(_dbapi_conn: Any, record: Any, *_: Any) -> None:
+        record.info["tasktable_idle_since"] = time.monotonic()
+
+    def check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("tasktable_idle_since")
+        if since is not None and time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool discards it and tries another (up to 3)
+            raise sa_exc.DisconnectionError(f"ping failed: {exc}") from exc
+        if alive is False:
+            raise sa_exc.DisconnectionError("ping failed")
+
+    event.listen(engine.pool, "connect", fresh)
+    event.listen(engine.pool, "checkin", fresh)
+    event.listen(engine.pool, "checkout", check)
+
+
 def build_engine(url: str | URL, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
@@ -122,7 +154,6 @@ def build_engine(url: str | URL, *, pool_size: int = 5, pre_ping: bool = True) -
             _sqlite_connect_hooks(engine)
             return engine
         options: dict[str, Any] = {
-            "pool_pre_ping": pre_ping,
             "pool_size": pool_size,
             "max_overflow": 10,
             "pool_recycle": 3600,
@@ -132,7 +163,10 @@ def build_engine(url: str | URL, *, pool_size: int = 5, pre_ping: bool = True) -
             options["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4"}
         else:
             options["connect_args"] = {"connect_timeout": 10}
-        return create_engine(parsed, **options)
+        engine = create_engine(parsed, **options)
+        if pre_ping:
+            _ping_after_idle(engine)
+        return engine
     except sa_exc.NoSuchModuleError as exc:
         extra = _DRIVERS.get(backend, ("", backend))[1]
         raise DatabaseError(
