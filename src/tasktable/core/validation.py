@@ -83,6 +83,8 @@ def validate_args(args: JSONValue, limit_bytes: int) -> tuple[JSONValue, str]:
             f"Args must be a JSON object or array, not {type(args).__name__}; "
             'write them like {"order_ids": [1, 2]} or [1, 2].'
         )
+    if not args:  # no arguments: nothing to walk, encode or measure
+        return ({}, "{}") if isinstance(args, dict) else ([], "[]")
     _depth_and_finite(args)
     text = dump_json(args)
     try:
