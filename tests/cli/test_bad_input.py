@@ -191,3 +191,25 @@ def test_missing_schema_on_a_server(cli: Cli, empty_server_url: str, argv: list[
     assert "has no tasktable schema" in line
     assert "tasktable migrate" in line
     assert snapshot(empty_server_url) == before == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["worker", "--burst", "--prefetch", "-1"], {}),
+        (["worker", "--burst", "--prefetch", "many"], {}),
+        (["worker", "--burst"], {"TASKTABLE_PREFETCH": "-5"}),
+    ],
+)
+def test_a_bad_prefetch_is_a_usage_error_before_any_work(
+    argv: list[str], env: dict[str, str], cli: Cli, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Click's own check of the option's range: its usage message, exit 2, nothing run."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = snapshot(url)
+    result = cli("--db", url, *argv)
+    assert result.code == 2
+    assert "Error: Invalid value for '--prefetch'" in result.err
+    assert "Traceback" not in result.err and result.out == ""
+    assert snapshot(url) == before
