@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +108,40 @@ def test_demo_runs_again_on_the_same_database(
     assert [t.status for t in tasks[MASS]] == [TaskStatus.SUCCESS] * 2
     assert [t.status for t in tasks[EXPORT]] == [TaskStatus.SUCCESS] * 2
     assert [t.status for t in tasks[IMPORT]] == [TaskStatus.ERROR] * 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_the_demo_dashboard(
+    tmp_path: Path, subprocess_env: dict[str, str], url: str, signum: int
+) -> None:
+    """`make run` serves the dashboard after the demo "until Ctrl-C": the worker the demo
+    ran in this process must not leave its own SIGINT handler behind."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "from tasktable.cli.main import run; run()"]
+    process = subprocess.Popen(
+        [*command, "--db", url, "demo", "--orders", "10", "--port", str(port)],
+        cwd=tmp_path,
+        env={**subprocess_env, "COLUMNS": "300"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        seen = []
+        deadline = time.monotonic() + 90
+        for line in process.stdout:
+            seen.append(line)
+            if "Ctrl-C stops it" in line or time.monotonic() > deadline:
+                break
+        assert any("Ctrl-C stops it" in line for line in seen), "".join(seen)
+        time.sleep(0.5)
+        process.send_signal(signum)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()

@@ -79,7 +79,14 @@ class ThreadedServer:
         thread = self._thread
         stopping = threading.Event()
         main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set()) if main else None
+        previous = (
+            {
+                signum: signal.signal(signum, lambda *_: stopping.set())
+                for signum in (signal.SIGTERM, signal.SIGINT)
+            }
+            if main
+            else {}
+        )
         try:
             deadline = None if seconds is None else time.monotonic() + seconds
             while thread is not None and thread.is_alive() and not stopping.is_set():
@@ -89,8 +96,8 @@ class ThreadedServer:
         except KeyboardInterrupt:
             pass
         finally:
-            if main:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
             self.stop()
 
     def stop(self) -> None:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.status import TaskStatus
 from ..core.task import Message, Task
@@ -175,10 +175,21 @@ class Worker:
         )
         self.request_stop()
 
-    def _install_signals(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
+    def _install_signals(self) -> dict[int, Any]:
+        """The worker's SIGTERM/SIGINT handlers; returns those they replace."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    @staticmethod
+    def _restore_signals(previous: dict[int, Any]) -> None:
+        """Put back what the program had (a worker run inside it, like the demo's, must
+        not leave Ctrl-C meaning "stop a worker that is gone")."""
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     def _info(self) -> WorkerInfo:
         return WorkerInfo(
@@ -191,7 +202,13 @@ class Worker:
 
     def run(self) -> int:
         """Run until stopped (or, in burst mode, until nothing is due). Returns the exit code."""
-        self._install_signals()
+        previous = self._install_signals()
+        try:
+            return self._run()
+        finally:
+            self._restore_signals(previous)
+
+    def _run(self) -> int:
         self.storage.register_worker(self._info())
         self.heartbeat.last_ok = time.monotonic()
         log.info(
