@@ -376,7 +376,7 @@ class Worker:
                     continue
                 backoff = 0.5
                 if self.stopping and claimed:
-                    self._release_unstarted(claimed)
+                    self._give_back(claimed)  # written by the shutdown's flush
                     break
                 self._give_back(self.pool.offer(claimed))
                 self.claimed += len(claimed)
@@ -483,17 +483,6 @@ class Worker:
                     break
         self.health.ok()
         return oks, claimed
-
-    def _release_unstarted(self, tasks: Sequence[Task]) -> None:
-        for task in tasks:
-            outcome = Outcome(
-                status=TaskStatus.PENDING,
-                messages=task.messages,
-                progress=task.progress,
-                action_link=task.action_link,
-                charge_attempt=False,
-            )
-            self.completer.complete(task, outcome)
 
     # -- shutdown ------------------------------------------------------------------
     def _shutdown(self, code: int) -> None:
