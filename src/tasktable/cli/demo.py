@@ -442,9 +442,8 @@ def _what_next(console: Console, state: CliState, table: TaskTable, run: DemoRun
         (f"{prog} retry {run.import_id}", "queue the failed task again"),
         (f"{prog} worker --burst", "run what is due (e.g. that retry), then exit"),
         (f"{prog} stats", "counts by status and queue"),
+        (f"{prog} serve", "the admin dashboard and the REST API"),
     ]
-    if "serve" in cli.commands:
-        lines.append((f"{prog} serve", "the admin dashboard and the REST API"))
     console.print()
     console.print("[bold]What next[/]")
     grid = Table.grid(padding=(0, 2))

@@ -7,6 +7,7 @@ SQLite default). Errors are one sentence on stderr and a non-zero exit code;
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -21,7 +22,45 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Which module defines each command. A command's module is imported when that command runs
+# (or when --help lists them all), so `tasktable worker` does not load the demo's Rich
+# screens or the password hasher: a worker's resident memory is an issue-6 target.
+COMMANDS = {
+    "cancel": "tasks",
+    "clean": "tasks",
+    "crontab": "worker",
+    "delete": "tasks",
+    "demo": "demo",
+    "enqueue": "tasks",
+    "list": "tasks",
+    "migrate": "schema",
+    "retry": "tasks",
+    "serve": "serve",
+    "show": "tasks",
+    "stats": "tasks",
+    "token": "identity",
+    "user": "identity",
+    "worker": "worker",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are registered by importing their module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"{__package__}.{module}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--db",
     "database_url",
@@ -47,13 +86,8 @@ def cli(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
     ctx.call_on_close(state.close)
 
 
-def _register() -> None:
-    from . import demo, identity, schema, serve, tasks, worker  # noqa: F401 - each module adds its commands
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of exiting."""
-    _register()
     # Like `python -m`, handlers in the current directory's packages are importable
     # (`tasktable enqueue myapp.tasks:Export` from the project root).
     if "" not in sys.path and os.getcwd() not in sys.path:

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy import exc as sa_exc
 
 from ..errors import DatabaseError, InvalidInput
+
+if TYPE_CHECKING:
+    import sqlite3
 
 _DRIVERS = {
     "postgresql": ("postgresql+psycopg", "postgres"),
@@ -74,6 +76,8 @@ def _lower(value: Any) -> Any:
 def _sqlite_connect_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        import sqlite3  # not at module import: a PostgreSQL or MariaDB worker never loads it
+
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")

@@ -17,7 +17,6 @@ connection; the caller reconnects with back-off (polling goes on meanwhile).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +52,8 @@ def listen_sqlite(engine: Engine, on_wake: WakeFn, stop: threading.Event) -> Non
     """Poll ``PRAGMA data_version`` on a connection of its own until ``stop``."""
     database = engine.url.database
     assert database is not None
+    import sqlite3  # here, not at import: a PostgreSQL or MariaDB worker never loads it
+
     conn: Any = sqlite3.connect(database, timeout=30, check_same_thread=False)
     try:
         conn.isolation_level = None  # autocommit: each read sees the latest commit

@@ -24,7 +24,6 @@ import importlib
 import json
 import logging
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +81,8 @@ def load_periodic(spec: str) -> list[Periodic]:
     naming a list of :class:`Periodic` (or of mappings)."""
     path = Path(spec)
     if path.suffix.lower() in (".toml", ".json"):
+        import tomllib  # only for a file of periodic tasks: a worker without one never loads it
+
         try:
             raw = path.read_text(encoding="utf-8")
         except OSError as exc:
