@@ -26,7 +26,11 @@ def cell(outcome: Outcome) -> str:
     flag = f" ({len(outcome.errors)} failed)" if outcome.errors else ""
     w = outcome.workload
     if w == "drain":
-        return f"{_num(run['value'])} (active {_num(run['active_per_s'])}){flag}"
+        busy = ""
+        if "cpu_busy" in run:  # all cores, any process; workers = their cores used on average
+            cores = run["worker_cpu_s"] / run["wall_s"] if run.get("wall_s") else 0.0
+            busy = f"; CPU {run['cpu_busy']:.0%} busy, workers {cores:.1f} cores"
+        return f"{_num(run['value'])} (active {_num(run['active_per_s'])}{busy}){flag}"
     if w == "latency":
         return f"{run['p50_ms']:.1f} / {run['p99_ms']:.1f}{flag}"
     if w == "overhead":

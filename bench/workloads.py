@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from .config import Sizes
+from .cpu import CpuWindow
 from .databases import Database
 from .handlers import NOOP, SLEEP50
 from .procs import memory, spawn_worker, stop, wait_all
@@ -66,11 +67,13 @@ def drain(db: Database, sizes: Sizes, *, workers: int, mode: str | None) -> Resu
     """
     with open_table(db.url) as table:
         load(table, sizes.drain)
+        cpu = CpuWindow.start()
         spawned = time.time()
         procs = [
             spawn_worker(db.url, slots=sizes.slots, mode=mode, burst=True) for _ in range(workers)
         ]
         wait_all(procs, sizes.timeout)
+        cpu_used = cpu.result(sizes.drain)
         times = finished_times(table, sizes.drain)
     wall = times.last_finish - spawned
     active = times.last_finish - times.first_start
@@ -84,6 +87,7 @@ def drain(db: Database, sizes: Sizes, *, workers: int, mode: str | None) -> Resu
         "slots": sizes.slots,
         "mode": mode or "default",
         "exactly_once": True,
+        **cpu_used,
     }
 
 

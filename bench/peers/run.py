@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+from ..cpu import CpuWindow
 from .base import Peer
 
 PEERS = {
@@ -116,8 +117,10 @@ def drain(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(min(args.batch, args.n - start)):
                 peer.enqueue()
     peer.analyze()
+    cpu = CpuWindow.start()
     spawned = time.time()
     _wait(_workers(args, peer.processes, burst=True, expect=args.n), args.timeout)
+    cpu_used = cpu.result(args.n)
     records = peer.records(args.n)
     last = max(r.finished for r in records)
     first = min(r.started for r in records)
@@ -128,6 +131,7 @@ def drain(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
         "startup_s": first - spawned,
         "tasks": args.n,
         "exactly_once": True,
+        **cpu_used,
     }
 
 

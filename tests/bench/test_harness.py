@@ -96,3 +96,18 @@ def test_tiny_enqueue_run_writes_json_and_markdown(
         assert result["value"] > 0 and len(result["values"]) == 1
         assert result["runs"][0]["tasks"] > 0
     assert path.with_suffix(".md").read_text() in capsys.readouterr().out
+
+
+def test_cpu_window_counts_waited_for_children() -> None:
+    import subprocess
+    import sys
+
+    from bench.cpu import CpuWindow
+
+    window = CpuWindow.start()
+    burn = "import time\nwhile time.process_time() < 0.3: pass\n"
+    subprocess.run([sys.executable, "-c", burn], check=True, timeout=60)
+    used = window.result(tasks=1000)
+    assert used["worker_cpu_s"] >= 0.3
+    assert used["worker_cpu_us_per_task"] == pytest.approx(used["worker_cpu_s"] * 1000)
+    assert 0.0 <= used["cpu_busy"] <= 1.0
