@@ -28,6 +28,7 @@ from .inline import InlineResult, MemoryReporter
 from .notice import Notice, background_notice
 from .settings import Settings
 from .storage.base import Page, Sort, Stats, TaskFilter
+from .storage.bulk import builder
 from .storage.engine import parse_url
 from .storage.sql import SQLStorage
 
@@ -162,13 +163,45 @@ class TaskTable:
         verify: bool = True,
     ) -> NewTask:
         """:meth:`prepare` of a handler path already checked against the allowlist."""
+        return self._prepare_text(
+            path,
+            args,
+            name=name,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            unique_key=unique_key,
+            rerun_on_loss=rerun_on_loss,
+            verify=verify,
+        )[0]
+
+    def _prepare_text(
+        self,
+        path: str,
+        args: Any = None,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        delay: str | float | timedelta | None = None,
+        run_at: str | datetime | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        unique_key: str | None = None,
+        rerun_on_loss: bool | None = None,
+        verify: bool = True,
+    ) -> tuple[NewTask, str]:
+        """:meth:`_prepare`, and the args as JSON text."""
         default_name, default_attempts, default_timeout = None, None, None
         default_rerun = True
         if verify:
             loaded = load_handler(path, self.settings.handlers)
             default_name, default_attempts, default_timeout = handler_defaults(loaded)
             default_rerun = handler_rerun_on_loss(loaded)
-        args_value, _ = validate_args(args, self.settings.max_args_bytes)
+        args_value, args_text = validate_args(args, self.settings.max_args_bytes)
         if delay is not None and run_at is not None:
             raise InvalidInput("Give either a delay or a run_at time, not both.")
         when: datetime | None = None
@@ -176,7 +209,7 @@ class TaskTable:
             when = utc_now() + parse_duration(delay)
         elif run_at is not None:
             when = parse_datetime(run_at)
-        return NewTask(
+        new = NewTask(
             handler=path,
             args=args_value,
             name=validate_name(name or default_name or path.rpartition(":")[2]),
@@ -190,6 +223,7 @@ class TaskTable:
             unique_key=validate_unique_key(unique_key),
             rerun_on_loss=default_rerun if rerun_on_loss is None else bool(rerun_on_loss),
         )
+        return new, args_text
 
     def enqueue(
         self, handler: HandlerRef, args: Any = None, *, connection: Any = None, **options: Any
@@ -210,14 +244,40 @@ class TaskTable:
         Each item is a :class:`NewTask` or a mapping with ``handler``, ``args`` and
         the keyword options of :meth:`enqueue`.
         """
+        prepared, texts = self._prepare_many(items)
+        return self.storage.insert(prepared, connection=connection, args_json=texts)
+
+    def _prepare_many(
+        self, items: Iterable[Mapping[str, Any] | NewTask]
+    ) -> tuple[builtins.list[NewTask], builtins.list[str | None]]:
+        """The items of :meth:`enqueue_many` validated, with their args as JSON text
+        (None for a :class:`NewTask` given as is). Items with the same options (all
+        but their args, and no ``delay``: it counts from now) are validated in full
+        once; the next ones only have their args checked."""
         prepared: list[NewTask] = []
+        texts: list[str | None] = []
         verified: dict[str, tuple[str | None, int | None, float | None]] = {}
         reruns: dict[str, bool] = {}
         paths: dict[Any, str] = {}  # a handler reference, checked once per call
+        seen: dict[Any, NewTask] = {}  # the options of an item (see _options_key)
+        limit = self.settings.max_args_bytes
         for index, item in enumerate(items):
             if isinstance(item, NewTask):
                 self.settings.handlers.check(item.handler)  # checked at every entry
                 prepared.append(item)
+                texts.append(None)
+                continue
+            key = _options_key(item)
+            like = seen.get(key) if key is not None else None
+            if like is not None:
+                try:
+                    args, text = validate_args(item.get("args"), limit)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"Item {index}: {exc}") from None
+                # no args, as ``like``: the same (immutable) task, read only by the insert
+                same = not args and not like.args and type(args) is type(like.args)
+                prepared.append(like if same else _new_task(like, args))
+                texts.append(text)
                 continue
             spec = dict(item)
             try:
@@ -234,6 +294,8 @@ class TaskTable:
                 loaded = load_handler(path, self.settings.handlers)
                 verified[path] = handler_defaults(loaded)
                 reruns[path] = handler_rerun_on_loss(loaded)
+                # an unverified item takes the defaults of a handler loaded for another
+                seen.clear()
             spec["verify"] = False
             defaults = verified.get(path, (None, None, None))
             spec.setdefault("name", defaults[0])
@@ -244,10 +306,14 @@ class TaskTable:
             if spec.get("rerun_on_loss") is None:
                 spec["rerun_on_loss"] = reruns.get(path)
             try:
-                prepared.append(self._prepare(path, spec.pop("args", None), **spec))
+                new, text = self._prepare_text(path, spec.pop("args", None), **spec)
             except InvalidInput as exc:
                 raise InvalidInput(f"Item {index}: {exc}") from None
-        return self.storage.insert(prepared, connection=connection)
+            prepared.append(new)
+            texts.append(text)
+            if key is not None:
+                seen[key] = new
+        return prepared, texts
 
     # -- read -------------------------------------------------------------------
     def get(self, task_id: int) -> Task:
@@ -471,6 +537,58 @@ class TaskTable:
     def notice(self, task: Task) -> Notice:
         """'"<name>" will run in the background', with a link to the task in the dashboard."""
         return background_notice(task, self.settings.dashboard_url)
+
+
+#: NewTask(handler=..., args=..., ...) of the values in this order (``bulk.builder``).
+_NEW_TASK = builder(
+    NewTask,
+    (
+        "handler",
+        "args",
+        "name",
+        "queue",
+        "priority",
+        "run_at",
+        "max_attempts",
+        "timeout",
+        "unique_key",
+        "rerun_on_loss",
+    ),
+)
+
+
+def _new_task(like: NewTask, args: Any) -> NewTask:
+    """``like`` with other args (already validated)."""
+    new: NewTask = _NEW_TASK(
+        like.handler,
+        args,
+        like.name,
+        like.queue,
+        like.priority,
+        like.run_at,
+        like.max_attempts,
+        like.timeout,
+        like.unique_key,
+        like.rerun_on_loss,
+    )
+    return new
+
+
+def _options_key(item: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """What an item of :meth:`TaskTable.enqueue_many` asks for besides its args, to
+    recognise items with the same options (with each value's type: ``True == 1``);
+    None when that cannot be reused: not a plain dict, an unhashable value, or a
+    ``delay``, which counts from the time it is read."""
+    if type(item) is not dict or item.get("delay") is not None:
+        return None
+    options = item.copy()
+    options.pop("args", None)
+    key = (tuple(options), tuple(options.values()), tuple(map(type, options.values())))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def parse_sort(sort: str) -> Sort:

@@ -38,6 +38,7 @@ from ..core.status import FINAL_STATUSES, RETRYABLE, TaskStatus
 from ..core.task import NewTask, Task, TaskFile
 from ..errors import InvalidInput, InvalidTransition, TaskNotFound
 from .base import Page, Sort, Stats, TaskFilter, WorkerInfo
+from .bulk import builder, json_texts, uniform
 from .engine import wrap_db_errors
 from .migrate import check_schema, migrate
 from .plumbing import SQLBase
@@ -120,6 +121,19 @@ FROM ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS (name text, handler te
 ORDER BY t.n
 {_PG_RETURNING}"""
 ).columns(*_PG_RESULT)
+#: PostgreSQL, many tasks that differ only in their args (``bulk.uniform``): the shared
+#: values bound once, the args texts in one JSON array of strings.
+_PG_INSERT_UNIFORM = text(
+    f"""INSERT INTO {task_table.name} ({_PG_COLUMNS})
+SELECT CAST(:name AS text), CAST(:handler AS text), a.args, '{_PENDING}', '[]',
+    statement_timestamp(), CAST(:queue AS text), CAST(:priority AS integer),
+    coalesce(CAST(:run_at AS timestamptz), statement_timestamp()), 0,
+    CAST(:max_attempts AS integer), CAST(:timeout AS float8), NULL, NULL, false, 0,
+    CAST(:rerun_on_loss AS boolean)
+FROM json_array_elements_text(CAST(:args AS json)) WITH ORDINALITY AS a(args, n)
+ORDER BY a.n
+{_PG_RETURNING}"""
+).columns(*_PG_RESULT)
 
 
 #: SQLite, one task (``enqueue``): positional values; created_at and a missing
@@ -144,38 +158,69 @@ def _args_json(args: Any) -> str:
     return _encode(args)
 
 
+#: Task(id=..., name=..., ...) of the values in this order (``bulk.builder``).
+_NEW_TASK_FIELDS = (
+    "id",
+    "name",
+    "handler",
+    "args",
+    "status",
+    "messages",
+    "created_at",
+    "executed_at",
+    "finished_at",
+    "action_link",
+    "queue",
+    "priority",
+    "run_at",
+    "attempts",
+    "max_attempts",
+    "timeout",
+    "progress",
+    "error",
+    "worker",
+    "heartbeat_at",
+    "unique_key",
+    "cancel_requested",
+    "rerun_on_loss",
+    "files",
+    "claim_token",
+)
+_task = builder(Task, _NEW_TASK_FIELDS)
+
+
 def _stored(tasks: Sequence[NewTask], texts: Sequence[str], rows: Sequence[Any]) -> list[Task]:
     """The tasks as ``get`` reads them back: what was sent, and what the database
     decided (``_DECIDED``, in the order given); ``task_from_row`` of whole rows gives
     the same, more slowly (a bulk insert spent a fifth of its time there)."""
-    decode, pending = _decode, TaskStatus.PENDING
+    decode, pending, task = _decode, TaskStatus.PENDING, _task
     return [
-        Task(
-            id=int(task_id),
-            name=new.name,
-            handler=new.handler,
-            args=decode(args, 0)[0],
-            status=pending,
-            messages=(),
-            created_at=created_at,
-            executed_at=None,
-            finished_at=None,
-            action_link=None,
-            queue=new.queue,
-            priority=int(new.priority),
-            run_at=run_at,
-            attempts=0,
-            max_attempts=int(new.max_attempts),
-            timeout=timeout,
-            progress=None,
-            error=None,
-            worker=None,
-            heartbeat_at=None,
-            unique_key=new.unique_key,
-            cancel_requested=False,
-            rerun_on_loss=bool(new.rerun_on_loss),
-            files=(),
-            claim_token=None,
+        task(
+            int(task_id),
+            new.name,
+            new.handler,
+            decode(args, 0)[0],
+            pending,
+            (),
+            created_at,
+            None,
+            None,
+            None,
+            new.queue,
+            int(new.priority),
+            run_at,
+            0,
+            int(new.max_attempts),
+            timeout,
+            None,
+            None,
+            None,
+            None,
+            new.unique_key,
+            False,
+            bool(new.rerun_on_loss),
+            (),
+            None,
         )
         for new, args, (task_id, created_at, run_at, timeout) in zip(
             tasks, texts, rows, strict=True
@@ -210,6 +255,16 @@ def _iso(value: datetime) -> str:
     """ISO text with the offset (a naive time is UTC, as :class:`UTCDateTime` binds it)."""
     utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return utc.isoformat()
+
+
+def _pg_many(tasks: Sequence[NewTask], texts: list[str]) -> tuple[Any, dict[str, Any]]:
+    """The statement inserting ``tasks`` (more than one), and its parameters."""
+    if not uniform(tasks):
+        return _PG_INSERT_MANY, _pg_rows(tasks, texts)
+    params = _pg_values(tasks[0], "")
+    del params["args"], params["unique_key"]
+    params["args"] = json_texts(texts)
+    return _PG_INSERT_UNIFORM, params
 
 
 def _pg_rows(tasks: Sequence[NewTask], args: list[str]) -> dict[str, str]:
@@ -249,12 +304,17 @@ def _pg_decided(tasks: Sequence[NewTask], rows: Sequence[Any], to_utc: bool) -> 
     """``_DECIDED`` on PostgreSQL, from (id, created_at) rows in the order given: it
     keeps what it was sent exactly (a float8, a timestamptz to the microsecond)."""
     decided = []
+    # created_at is the statement's time: the same on every row of one insert
+    seen: Any = None
+    at: Any = None
     for new, (task_id, created_at, *_) in zip(tasks, rows, strict=True):
-        if to_utc:  # the driver's own rows: in the session's time zone
-            created_at = created_at.astimezone(UTC)
-        run_at = created_at if new.run_at is None else _utc(new.run_at)
+        if created_at != seen:
+            seen = created_at
+            # the driver's own rows are in the session's time zone
+            at = created_at.astimezone(UTC) if to_utc else created_at
+        run_at = at if new.run_at is None else _utc(new.run_at)
         timeout = None if new.timeout is None else float(new.timeout)
-        decided.append((task_id, created_at, run_at, timeout))
+        decided.append((task_id, at, run_at, timeout))
     return decided
 
 
@@ -271,9 +331,24 @@ class SQLStorage(WorkerSide):
             check_schema(self.engine, self.safe_url)
 
     # -- repository -------------------------------------------------------------
-    def insert(self, tasks: Sequence[NewTask], *, connection: Any = None) -> list[Task]:
+    def insert(
+        self,
+        tasks: Sequence[NewTask],
+        *,
+        connection: Any = None,
+        args_json: Sequence[str | None] | None = None,
+    ) -> list[Task]:
+        """``args_json``: the args of each task as JSON text when the caller has it
+        already (from validation; None: encode that task's args here)."""
         if not tasks:
             return []
+        if args_json is None:
+            texts = [_args_json(t.args) for t in tasks]
+        else:
+            texts = [
+                _args_json(t.args) if a is None else a
+                for t, a in zip(tasks, args_json, strict=True)
+            ]
         if (
             connection is None
             # not when a subclass writes in a transaction of its own (Django's)
@@ -281,9 +356,9 @@ class SQLStorage(WorkerSide):
             and all(t.unique_key is None for t in tasks)
         ):
             if self.capabilities.listen_notify:
-                return self._insert_autocommit(tasks)
+                return self._insert_autocommit(tasks, texts)
             if self.dialect_name == "sqlite" and len(tasks) == 1:
-                return [self._insert_sqlite_one(tasks[0])]
+                return [self._insert_sqlite_one(tasks[0], texts[0])]
         with self._write(connection) as conn:
             # In the order given, so that ids (and so the run order) follow it: runs of
             # plain tasks in one statement each, a task with a unique key on its own.
@@ -292,43 +367,43 @@ class SQLStorage(WorkerSide):
             order: list[int] = []
             found: dict[int, Task] = {}
             plain: list[NewTask] = []
-            for task in [*tasks, None]:
+            plain_texts: list[str] = []
+            for task, text in [*zip(tasks, texts, strict=True), (None, "")]:
                 if (task is None or task.unique_key is not None) and plain:
-                    for new in self._insert_plain(conn, plain):
+                    for new in self._insert_plain(conn, plain, plain_texts):
                         found[new.id] = new
                         order.append(new.id)
-                    plain = []
+                    plain, plain_texts = [], []
                 if task is not None and task.unique_key is not None:
-                    order.append(self._insert_unique(conn, task))
+                    order.append(self._insert_unique(conn, task, text))
                 elif task is not None:
                     plain.append(task)
+                    plain_texts.append(text)
             found.update((t.id, t) for t in self._fetch(conn, [i for i in order if i not in found]))
             # plain tasks woke the workers from their own statement (PostgreSQL)
             self._notify(conn, [t for t in tasks if t.unique_key is not None and t.run_at is None])
         return [found[i] for i in order]
 
-    def _insert_autocommit(self, tasks: Sequence[NewTask]) -> list[Task]:
+    def _insert_autocommit(self, tasks: Sequence[NewTask], texts: list[str]) -> list[Task]:
         """PostgreSQL, tasks without a unique key and no caller's transaction: the whole
         insert is one statement (wake-up included), so it runs autocommitted: no BEGIN
         nor COMMIT round trip, still all or nothing. On the driver's connection itself:
         SQLAlchemy's work per statement was a sixth of an ``enqueue``."""
-        texts = [_args_json(t.args) for t in tasks]
         if len(tasks) == 1:
             statement, params = _PG_INSERT_ONE, _pg_values(tasks[0], texts[0])
         else:
-            statement, params = _PG_INSERT_MANY, _pg_rows(tasks, texts)
+            statement, params = _pg_many(tasks, texts)
         rows = self._driver_rows(self._driver_sql(statement), params)
         rows.sort(key=_first)  # ids were taken in the order given
         return _stored(tasks, texts, _pg_decided(tasks, rows, to_utc=True))
 
-    def _insert_sqlite_one(self, task: NewTask) -> Task:
+    def _insert_sqlite_one(self, task: NewTask, args: str) -> Task:
         """SQLite, one task without a unique key and no caller's transaction: one
         autocommitted statement on the driver's connection (a write statement takes
         the write lock when it starts, waiting as BEGIN IMMEDIATE does); SQLAlchemy's
         BEGIN, statement and COMMIT took twice the time of the insert itself."""
         dialect = self.engine.dialect
         bind, read = _sqlite_times(dialect)
-        args = _args_json(task.args)
         params = (
             task.name,
             task.handler,
@@ -358,15 +433,16 @@ class SQLStorage(WorkerSide):
             sql = _DRIVER_SQL[key] = str(statement.compile(dialect=dialect))
         return sql
 
-    def _insert_plain(self, conn: Connection, tasks: Sequence[NewTask]) -> list[Task]:
+    def _insert_plain(
+        self, conn: Connection, tasks: Sequence[NewTask], texts: list[str]
+    ) -> list[Task]:
         """Insert tasks without a unique key in one statement (SQLAlchemy splits a very
         long list on SQLite and MariaDB); returns them in the order given, as stored."""
-        texts = [_args_json(t.args) for t in tasks]
         if self.capabilities.listen_notify:
             if len(tasks) == 1:
                 pg = conn.execute(_PG_INSERT_ONE, _pg_values(tasks[0], texts[0])).all()
             else:
-                pg = conn.execute(_PG_INSERT_MANY, _pg_rows(tasks, texts)).all()
+                pg = conn.execute(*_pg_many(tasks, texts)).all()
             pg = sorted(pg, key=_first)  # ids were taken in the order given
             return _stored(tasks, texts, _pg_decided(tasks, pg, to_utc=False))
         values = [self._new_row(t, a) for t, a in zip(tasks, texts, strict=True)]
@@ -401,14 +477,14 @@ class SQLStorage(WorkerSide):
             "rerun_on_loss": task.rerun_on_loss,
         }
 
-    def _insert_unique(self, conn: Connection, task: NewTask) -> int:
+    def _insert_unique(self, conn: Connection, task: NewTask, args: str | None = None) -> int:
         existing = select(T.id).where(T.active_key == task.unique_key)
         found = conn.execute(existing).scalar()
         if found is not None:
             return int(found)
         try:
             with conn.begin_nested():
-                row = conn.execute(_INSERT.returning(T.id), self._new_row(task)).one()
+                row = conn.execute(_INSERT.returning(T.id), self._new_row(task, args)).one()
                 return int(row[0])
         except sa_exc.IntegrityError:  # a concurrent enqueue won the key
             found = conn.execute(existing).scalar()
