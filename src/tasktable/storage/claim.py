@@ -20,6 +20,13 @@ from .schema import task_table
 from .types import UTCDateTime
 
 _COLUMNS = ", ".join(c.name for c in task_table.c)
+_NAMES = [c.name for c in task_table.c]
+_ID_AT, _PRIORITY_AT = _NAMES.index("id"), _NAMES.index("priority")
+
+
+def _claim_order(row: Sequence[Any]) -> tuple[int, int]:
+    """The claim's order (priority DESC, id) for a whole row in table column order."""
+    return (-row[_PRIORITY_AT], row[_ID_AT])
 
 
 _PG_CLAIM = """
@@ -140,6 +147,7 @@ class ReturningClaimer(Claimer):
         self.alive = alive
         self.capabilities = capabilities
         self._cache: dict[tuple[bool, bool], Any] = {}
+        self._driver: dict[tuple[int, bool], str] = {}
 
     def claim(
         self,
@@ -159,6 +167,37 @@ class ReturningClaimer(Claimer):
         params = self.params(worker, token, queues, limit, alive_within)
         rows = conn.execute(stmt, params).mappings().all()
         return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+
+    def claim_values(
+        self,
+        conn: Connection,
+        worker: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None = None,
+    ) -> list[Sequence[Any]]:
+        """SQLite: :meth:`claim` as the driver's statement (``exec_driver_sql``: the
+        same SQL, no SQLAlchemy compiling or row processing); rows in the claim's order
+        as tuples, columns in table order (``rows.task_from_values``)."""
+        key = (len(queues), alive_within is not None)
+        sql = self._driver.get(key)
+        if sql is None:
+            marks = ", ".join(f":queue_{i}" for i in range(len(queues)))
+            sql = self.sql.format(
+                queues=f"AND queue IN ({marks})" if queues else "",
+                columns=_COLUMNS,
+                alive=self.alive if alive_within is not None else "",
+            )
+            self._driver[key] = sql
+        params: dict[str, Any] = {"worker": worker, "token": token, "limit": limit}
+        for i, name in enumerate(queues):
+            params[f"queue_{i}"] = name
+        if alive_within is not None:
+            params["alive"] = self._alive_param(alive_within)
+        rows: list[Sequence[Any]] = list(conn.exec_driver_sql(sql, params).all())
+        rows.sort(key=_claim_order)
+        return rows
 
     def params(
         self,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Column, Connection, Dialect, bindparam, text
@@ -37,7 +36,6 @@ from .base import Outcome
 from .claim import pg_claim_sql
 from .rows import action_link_json, messages_json
 from .schema import task_table
-from .types import UTCDateTime
 
 #: The columns an outcome writes, as arrays (PostgreSQL) or JSON array items (SQLite).
 FINISH_KEYS = ("status", "messages", "error", "action_link", "progress_done", "progress_total")
@@ -71,8 +69,7 @@ SELECT (SELECT array_agg(id) FROM finished) AS finished_ids, claimed.*
 
 #: SQLite: the outcomes arrive as one JSON array of arrays, in FINISH_KEYS order after
 #: id and token (``json_each`` is SQLite's ``unnest``).
-SQLITE_FINISH_MANY = text(
-    """
+SQLITE_FINISH_SQL = """
 WITH v AS (
      SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
             json_extract(value, '$[2]') AS status, json_extract(value, '$[3]') AS messages,
@@ -90,19 +87,21 @@ UPDATE tasktable_task AS t
  WHERE t.id = v.id AND t.claim_token = v.token AND t.status = 'running'
 RETURNING id
 """
-)
+SQLITE_FINISH_MANY = text(SQLITE_FINISH_SQL)
 
 
 def final_values(outcome: Outcome) -> tuple[Any, ...]:
     """The columns a final outcome writes, in FINISH_KEYS order."""
     progress = outcome.progress
     error = outcome.error
+    messages = outcome.messages
+    link = outcome.action_link
     return (
         outcome.status.value,
-        messages_json(outcome.messages),
+        messages_json(messages) if messages else "[]",
         # PostgreSQL text cannot hold NUL; a traceback quoting binary data may.
         error.replace("\x00", "\\x00") if error else error,
-        action_link_json(outcome.action_link),
+        action_link_json(link) if link is not None else None,
         progress.done if progress else None,
         progress.total if progress else None,
     )
@@ -120,10 +119,6 @@ def pg_finish_params(items: Sequence[tuple[Task, Outcome]]) -> dict[str, Any]:
 def json_finish_params(items: Sequence[tuple[Task, Outcome]]) -> dict[str, Any]:
     rows = [[t.id, t.claim_token, *final_values(o)] for t, o in items]
     return {"outcomes": json.dumps(rows, ensure_ascii=False, separators=(",", ":"))}
-
-
-_NAMES = [c.name for c in task_table.c]
-_DATETIMES = {c.name for c in task_table.c if isinstance(c.type, UTCDateTime)}
 
 
 class PGFinishAndClaim:
@@ -164,20 +159,11 @@ class PGFinishAndClaim:
         return {**pg_finish_params(items), **claim}
 
     @staticmethod
-    def rows(raw: Sequence[Sequence[Any]]) -> tuple[set[int], list[dict[str, Any]]]:
-        """(ids of the outcomes written, claimed rows as column -> value) from the
-        driver's rows: ``finished_ids`` first, then the task's columns."""
+    def values(raw: Sequence[Sequence[Any]]) -> tuple[set[int], list[Sequence[Any]]]:
+        """(ids of the outcomes written, claimed rows as the driver's values in table
+        column order, for ``rows.task_from_values``) from the driver's rows."""
         finished = {int(i) for i in (raw[0][0] or ())} if raw else set()
-        claimed = []
-        for row in raw:
-            if row[1] is None:
-                continue
-            values = dict(zip(_NAMES, row[1:], strict=True))
-            for name in _DATETIMES:
-                if values[name] is not None:
-                    values[name] = values[name].astimezone(UTC)
-            claimed.append(values)
-        return finished, claimed
+        return finished, [row[1:] for row in raw if row[1] is not None]
 
     def run(
         self,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_
+from sqlalchemy.engine.processors import str_to_datetime as _str_to_datetime
 
 from ..core.status import TaskStatus
 from ..core.task import ActionLink, Message, Progress, Task, TaskFile
@@ -19,6 +20,98 @@ from .base import SORT_FIELDS, Sort, TaskFilter
 from .schema import task_table
 
 T = task_table.c
+
+#: The task table's columns in order: the positions of a whole row (``RETURNING *``).
+COLUMN_NAMES = tuple(c.name for c in task_table.c)
+#: The order ``task_from_values`` unpacks; checked against the schema at import.
+_UNPACKED = (
+    *("id", "name", "handler", "args", "status", "messages", "created_at", "executed_at"),
+    *("finished_at", "action_link", "queue", "priority", "run_at", "attempts"),
+    *("max_attempts", "timeout", "progress_done", "progress_total", "error", "worker"),
+    *("claim_token", "heartbeat_at", "unique_key", "active_key", "cancel_requested"),
+    *("lost_count", "rerun_on_loss"),
+)
+if COLUMN_NAMES != _UNPACKED:  # pragma: no cover - a schema change must update both
+    raise RuntimeError("task_from_values unpacks the task table's columns by position")
+_STATUSES = {s.value: s for s in TaskStatus}
+_loads = json.loads
+
+
+def task_from_values(values: Sequence[Any], when: Callable[[Any], datetime | None]) -> Task:
+    """A claimed row as the driver returns it (columns in table order, no SQLAlchemy
+    processing) to a Task: the worker's hot path, so with no per-column lookups by
+    name. ``when`` turns the driver's datetime value into an aware UTC datetime."""
+    (
+        id_,
+        name,
+        handler,
+        args,
+        status,
+        messages,
+        created_at,
+        executed_at,
+        finished_at,
+        action_link,
+        queue,
+        priority,
+        run_at,
+        attempts,
+        max_attempts,
+        timeout,
+        done,
+        total,
+        error,
+        worker,
+        claim_token,
+        heartbeat_at,
+        unique_key,
+        _active_key,
+        cancel_requested,
+        _lost_count,
+        rerun_on_loss,
+    ) = values
+    return Task(
+        id=int(id_),
+        name=name,
+        handler=handler,
+        args=_loads(args),
+        status=_STATUSES.get(status) or TaskStatus(status),
+        messages=tuple(Message.from_json(m) for m in _loads(messages))
+        if messages and messages != "[]"
+        else (),
+        created_at=when(created_at),  # type: ignore[arg-type]  # NOT NULL
+        executed_at=when(executed_at),
+        finished_at=when(finished_at),
+        action_link=ActionLink.from_json(_loads(action_link)) if action_link else None,
+        queue=queue,
+        priority=int(priority),
+        run_at=when(run_at),  # type: ignore[arg-type]  # NOT NULL
+        attempts=int(attempts),
+        max_attempts=int(max_attempts),
+        timeout=timeout,
+        progress=Progress(done=int(done), total=None if total is None else int(total))
+        if done is not None
+        else None,
+        error=error,
+        worker=worker,
+        heartbeat_at=when(heartbeat_at),
+        unique_key=unique_key,
+        cancel_requested=bool(cancel_requested),
+        rerun_on_loss=True if rerun_on_loss is None else bool(rerun_on_loss),
+        claim_token=claim_token,
+    )
+
+
+def sqlite_time(value: Any) -> datetime | None:
+    """SQLite's stored text (as SQLAlchemy or SQL functions wrote it) to aware UTC."""
+    if value is None:
+        return None
+    return _str_to_datetime(value).replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+def aware_time(value: Any) -> datetime | None:
+    """A driver's timezone-aware datetime (PostgreSQL) in UTC."""
+    return None if value is None else value.astimezone(UTC)
 
 
 def task_from_row(row: Mapping[Any, Any], files: tuple[TaskFile, ...] = ()) -> Task:

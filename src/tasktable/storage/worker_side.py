@@ -34,7 +34,7 @@ from .claim import ReturningClaimer
 from .hot import (
     FINISH_KEYS,
     PG_FINISH_MANY,
-    SQLITE_FINISH_MANY,
+    SQLITE_FINISH_SQL,
     PGFinishAndClaim,
     final_values,
     json_finish_params,
@@ -44,8 +44,11 @@ from .hot import (
 from .plumbing import SQLBase
 from .rows import (
     action_link_json,
+    aware_time,
     messages_json,
+    sqlite_time,
     task_from_row,
+    task_from_values,
 )
 from .schema import file_table, task_table, worker_table
 from .types import utcnow
@@ -123,8 +126,24 @@ class WorkerSide(SQLBase):
         # One statement on PostgreSQL (autocommit) and SQLite; two in one transaction on
         # MariaDB. alive_within: the claim itself requires a fresh worker row.
         with self._one_statement() as conn:
+            if self.dialect_name == "sqlite":
+                return self._claim_sqlite(conn, worker_id, token, queues, limit, alive_within)
             rows = self.claimer.claim(conn, worker_id, token, queues, limit, alive_within)
         return [task_from_row(r) for r in rows]
+
+    def _claim_sqlite(
+        self,
+        conn: Connection,
+        worker_id: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None,
+    ) -> list[Task]:
+        """SQLite's claim as the driver's statement, rows straight to Tasks."""
+        assert isinstance(self.claimer, ReturningClaimer)
+        rows = self.claimer.claim_values(conn, worker_id, token, queues, limit, alive_within)
+        return [task_from_values(r, sqlite_time) for r in rows]
 
     def _fence(self, task: Task) -> Any:
         _claimed(task)
@@ -209,16 +228,23 @@ class WorkerSide(SQLBase):
                 raw = self._driver_rows(
                     sql, _PG_FINISH_AND_CLAIM.params(items, params), self.hot_engine
                 )
-                written, rows = _PG_FINISH_AND_CLAIM.rows(raw)
+                written, values = _PG_FINISH_AND_CLAIM.values(raw)
+                tasks = [task_from_values(v, aware_time) for v in values]
             else:
                 with self._one_statement() as conn:
                     written, rows = _PG_FINISH_AND_CLAIM.run(conn, items, params, **shape)
-            rows = sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+                tasks = [task_from_row(r) for r in rows]
+            tasks.sort(key=lambda t: (-t.priority, t.id))
+        elif self.dialect_name == "sqlite":
+            with self._write_hot() as conn:
+                written = self._finish_on(conn, items)
+                tasks = self._claim_sqlite(conn, worker_id, token, queues, limit, alive_within)
         else:
             with self._write_hot() as conn:
                 written = self._finish_on(conn, items)
                 rows = self.claimer.claim(conn, worker_id, token, queues, limit, alive_within)
-        return [task.id in written for task, _ in items], [task_from_row(r) for r in rows]
+            tasks = [task_from_row(r) for r in rows]
+        return [task.id in written for task, _ in items], tasks
 
     def _finish_on(self, conn: Connection, items: Sequence[tuple[Task, Outcome]]) -> set[int]:
         """Write the outcomes on ``conn``; the ids of those that were still ours."""
@@ -229,8 +255,8 @@ class WorkerSide(SQLBase):
             found = conn.execute(PG_FINISH_MANY, pg_finish_params(final)).scalars()
             written.update(int(i) for i in found)
         elif final and self.dialect_name == "sqlite":
-            found = conn.execute(SQLITE_FINISH_MANY, json_finish_params(final)).scalars()
-            written.update(int(i) for i in found)
+            ours = conn.exec_driver_sql(SQLITE_FINISH_SQL, json_finish_params(final))
+            written.update(int(i) for i in ours.scalars())
         elif final:
             written.update(mysql_finish(conn, final))
         else:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from ..core.task import Message, Task
 from ..storage.base import Outcome, Storage
@@ -42,15 +41,24 @@ MAX_TEXT = 4000
 MAX_ERROR = 60_000
 
 
-@dataclass(eq=False)
 class Ready:
-    """One outcome handed in, waiting for its write (or to lead the next one)."""
+    """One outcome handed in, waiting for its write (or to lead the next one).
 
-    task: Task
-    outcome: Outcome
-    ok: bool = False
-    lead: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
+    ``done`` (an Event: a lock and a condition) only for :meth:`Completer.complete`,
+    which waits on it; an outcome a slot hands in (one per run) needs none."""
+
+    __slots__ = ("done", "lead", "ok", "outcome", "task")
+
+    def __init__(self, task: Task, outcome: Outcome, *, waits: bool = False) -> None:
+        self.task = task
+        self.outcome = outcome
+        self.ok = False
+        self.lead = False
+        self.done: threading.Event | None = threading.Event() if waits else None
+
+    def finished(self) -> None:
+        if self.done is not None:
+            self.done.set()
 
 
 class Completer:
@@ -137,13 +145,15 @@ class Completer:
 
         Blocks until written. When another write is in flight this one waits for
         it, then goes out with every outcome handed in meanwhile, in one batch."""
-        item = Ready(task, outcome)
+        item = Ready(task, outcome, waits=True)
+        done = item.done
+        assert done is not None
         with self._lock:
             self._ready.append(item)
             lead = not self._writing
             self._writing = True
         if not lead:
-            item.done.wait()
+            done.wait()
             if not item.lead:
                 return item.ok
         self._lead()
@@ -157,7 +167,7 @@ class Completer:
             self._write(batch)
         finally:  # even on a bug: no slot waits forever on this batch
             for item in batch:
-                item.done.set()
+                item.finished()
             self._hand_on()
 
     def _hand_on(self) -> None:
@@ -167,7 +177,7 @@ class Completer:
                 return
             heir = self._ready[0]
         heir.lead = True
-        heir.done.set()
+        heir.finished()
 
     def _write(self, batch: list[Ready]) -> None:
         if len(batch) > 1:
