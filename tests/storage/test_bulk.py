@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tasktable import TaskTable
 from tasktable.core.task import NewTask, Task
 from tasktable.errors import InvalidInput
+from tasktable.storage import sql
 from tasktable.storage.bulk import builder, uniform
 from tasktable.storage.schema import task_table
 
@@ -194,3 +195,28 @@ def test_a_uniform_batch_wakes_its_queue_only_when_due(table: TaskTable) -> None
         assert heard.get(timeout=10) == "past"
         with pytest.raises(queue.Empty):
             heard.get(timeout=0.5)
+
+
+def test_chunks_cut_at_the_character_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "_CHUNK_CHARS", 10)
+    assert sql._chunks(["{}"] * 5) == [(0, 5)]
+    assert sql._chunks(["{}"] * 6) == [(0, 5), (5, 6)]
+    assert sql._chunks(["x" * 30, "{}", "y" * 9, "{}"]) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+
+
+def test_a_uniform_batch_over_several_statements_keeps_order(
+    table: TaskTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite and MariaDB send a long batch in several statements, in one transaction."""
+    monkeypatch.setattr(sql, "_CHUNK_CHARS", 100)
+    tasks = table.enqueue_many([{"handler": ECHO, "args": {"n": n}} for n in range(60)])
+    assert [t.args["n"] for t in tasks] == list(range(60))
+    ids = [t.id for t in tasks]
+    assert ids == sorted(ids) and len(set(ids)) == 60
+    assert [table.get(i) for i in ids] == tasks
+    with table.storage.engine.connect() as conn:
+        table.enqueue_many(
+            [{"handler": ECHO, "args": {"n": n}} for n in range(60)], connection=conn
+        )
+        conn.rollback()
+    assert row_count(table) == 60

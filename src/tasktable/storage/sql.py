@@ -143,6 +143,29 @@ VALUES (?, ?, ?, '{_PENDING}', '[]', {{now}}, ?, ?, coalesce(?, {{now}}), 0, ?, 
 RETURNING id, created_at, run_at, timeout"""
 
 
+#: SQLite and MariaDB, many tasks that differ only in their args (``bulk.uniform``): the
+#: shared values bound once, the args texts read from one JSON array of strings ({p}: the
+#: driver's placeholder, {now}: ``_now`` compiled, {rows}: ``_JSON_ROWS``).
+_ROWS_UNIFORM = f"""INSERT INTO {task_table.name} ({_PG_COLUMNS})
+SELECT {{p}}, {{p}}, j.args, '{_PENDING}', '[]', {{now}}, {{p}}, {{p}}, coalesce({{p}}, {{now}}), 0,
+    {{p}}, {{p}}, NULL, NULL, 0, 0, {{p}}
+FROM {{rows}}
+ORDER BY j.n
+RETURNING {{returning}}"""
+#: The elements of a JSON array of strings, as rows (n: position, args: the string).
+_JSON_ROWS = {
+    "sqlite": "(SELECT key AS n, value AS args FROM json_each({p})) AS j",
+    "mariadb": """JSON_TABLE({p}, '$[*]' COLUMNS (n FOR ORDINALITY,
+    args LONGTEXT CHARACTER SET utf8mb4 PATH '$')) AS j""",
+}
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+#: MariaDB: what the rows of one ``_ROWS_UNIFORM`` share (its time, the options sent;
+#: PyMySQL reading them on each row was a third of a batch).
+_SHARED_TIMES = f"SELECT created_at, run_at, timeout FROM {task_table.name} WHERE id = %s"
+#: SQLite and MariaDB: at most this many characters of args in one statement (MariaDB's
+#: max_allowed_packet is 16 MB by default; a character may take 4 bytes).
+_CHUNK_CHARS = 1_000_000
+
 _first = itemgetter(0)
 #: json.dumps(value, ensure_ascii=False, separators=(",", ":")) without building an
 #: encoder at every call.
@@ -288,8 +311,23 @@ def _pg_rows(tasks: Sequence[NewTask], args: list[str]) -> dict[str, str]:
     return {"rows": _encode(rows)}
 
 
+def _chunks(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """``texts`` cut into (start, end) runs of at most ``_CHUNK_CHARS`` characters (a
+    longer text alone)."""
+    runs: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for index, args in enumerate(texts):
+        if size + len(args) > _CHUNK_CHARS and index > start:
+            runs.append((start, index))
+            start, size = index, 0
+        size += len(args)
+    runs.append((start, len(texts)))
+    return runs
+
+
 def _sqlite_times(dialect: Any) -> tuple[Any, Any]:
-    """How :class:`UTCDateTime` writes a time to SQLite, and reads one back."""
+    """How :class:`UTCDateTime` writes a time to this database's driver (SQLite's,
+    or MariaDB's), and reads one back."""
     found = _SQLITE_TIMES.get(dialect)
     if found is None:
         kind = UTCDateTime()
@@ -359,6 +397,14 @@ class SQLStorage(WorkerSide):
                 return self._insert_autocommit(tasks, texts)
             if self.dialect_name == "sqlite" and len(tasks) == 1:
                 return [self._insert_sqlite_one(tasks[0], texts[0])]
+            if (
+                self.dialect_name == "sqlite"
+                and self._json_rows_sql() is not None
+                and uniform(tasks)
+                and len(_chunks(texts)) == 1
+            ):
+                # one statement: all or nothing without a transaction of its own
+                return self._insert_json_rows(None, tasks, texts)
         with self._write(connection) as conn:
             # In the order given, so that ids (and so the run order) follow it: runs of
             # plain tasks in one statement each, a task with a unique key on its own.
@@ -445,9 +491,82 @@ class SQLStorage(WorkerSide):
                 pg = conn.execute(*_pg_many(tasks, texts)).all()
             pg = sorted(pg, key=_first)  # ids were taken in the order given
             return _stored(tasks, texts, _pg_decided(tasks, pg, to_utc=False))
+        if len(tasks) > 1 and self._json_rows_sql() is not None and uniform(tasks):
+            stored: list[Task] = []
+            for start, end in _chunks(texts):
+                stored += self._insert_json_rows(conn, tasks[start:end], texts[start:end])
+            return stored
         values = [self._new_row(t, a) for t, a in zip(tasks, texts, strict=True)]
         rows = sorted(conn.execute(_INSERT_RETURNING, values), key=_first)  # in the order given
         return _stored(tasks, texts, rows)
+
+    def _json_rows_sql(self) -> str | None:
+        """``_ROWS_UNIFORM`` for this database's driver, or None where it cannot run:
+        SQLite before 3.38 (JSON functions not built in), MySQL (no RETURNING), MariaDB
+        before 10.6 (no JSON_TABLE)."""
+        found = self.__dict__.get("_json_rows")
+        if found is None:
+            dialect: Any = self.engine.dialect
+            placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
+            returning = "id"
+            if dialect.name == "sqlite":
+                ok = dialect.dbapi.sqlite_version_info >= (3, 38)
+                rows = _JSON_ROWS["sqlite"]
+                returning = "id, created_at, run_at, timeout"
+            else:
+                # the server's version is known once a connection was made (the schema check)
+                version = dialect.server_version_info or ()
+                ok = bool(getattr(dialect, "is_mariadb", False)) and version >= (10, 6)
+                rows = _JSON_ROWS["mariadb"]
+            found = ""
+            if ok and placeholder is not None:
+                now = str(_now().compile(dialect=dialect))
+                found = _ROWS_UNIFORM.format(
+                    p=placeholder, now=now, rows=rows.format(p=placeholder), returning=returning
+                )
+            self.__dict__["_json_rows"] = found
+        return found or None
+
+    def _insert_json_rows(
+        self, conn: Connection | None, tasks: Sequence[NewTask], texts: Sequence[str]
+    ) -> list[Task]:
+        """SQLite and MariaDB: ``tasks`` (``bulk.uniform``) in one statement on the
+        driver (``_ROWS_UNIFORM``): in ``conn``'s transaction, or autocommitted (SQLite)."""
+        sql = self._json_rows_sql()
+        assert sql is not None
+        bind, read = _sqlite_times(self.engine.dialect)
+        first = tasks[0]
+        params = (
+            first.name,
+            first.handler,
+            first.queue,
+            int(first.priority),
+            None if first.run_at is None else bind(first.run_at),
+            int(first.max_attempts),
+            None if first.timeout is None else float(first.timeout),
+            bool(first.rerun_on_loss),
+            json_texts(texts),
+        )
+        if conn is None:
+            rows = self._driver_rows(sql, params)
+        else:
+            rows = list(conn.exec_driver_sql(sql, params))
+        rows.sort(key=_first)  # ids were taken in the order given
+        if len(rows[0]) == 1:  # MariaDB: ids only; the rest is the same on every row
+            assert conn is not None  # in the transaction: nobody changed the rows
+            shared = tuple(conn.exec_driver_sql(_SHARED_TIMES, (rows[0][0],)).one())
+            rows = [(task_id, *shared) for (task_id,) in rows]
+        decided = []
+        seen: dict[Any, Any] = {}  # a time read once: the rows share their times
+        for task_id, created_at, run_at, timeout in rows:
+            created = seen.get(created_at)
+            if created is None:
+                created = seen[created_at] = read(created_at)
+            due = seen.get(run_at)
+            if due is None:
+                due = seen[run_at] = read(run_at)
+            decided.append((task_id, created, due, timeout))
+        return _stored(tasks, texts, decided)
 
     def _notify(self, conn: Connection, due: Sequence[NewTask]) -> None:
         """PostgreSQL: wake listening workers at commit (see ``wakeup.py``)."""
