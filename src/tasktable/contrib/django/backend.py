@@ -40,7 +40,7 @@ from ._compat import (
     TaskResultDoesNotExist,
     task_enqueued,
 )
-from .connection import DjangoDatabaseTable, django_database_url
+from .connection import READ_COMMITTED, DjangoDatabaseTable, django_database_url, mysql_isolation
 from .handler import HANDLER_PATH, RESULT_FILE, DjangoTaskSpec, load_django_task
 
 OPTION_NAMES = ("DATABASE", "URL", "DASHBOARD_URL")
@@ -180,6 +180,7 @@ class TaskTableBackend(BaseTaskBackend):  # type: ignore[misc]  # base chosen at
     def check(self, **kwargs: Any) -> list[Any]:
         from django.conf import settings  # type: ignore[import-untyped]
         from django.core import checks  # type: ignore[import-untyped]
+        from django.db import connections  # type: ignore[import-untyped]
 
         found: list[Any] = list(super().check(**kwargs))
         if self.url:
@@ -189,6 +190,22 @@ class TaskTableBackend(BaseTaskBackend):  # type: ignore[misc]  # base chosen at
         except Exception as exc:
             found.append(checks.Error(str(exc), id="tasktable.E001"))
             return found
+        if connections[self.database].vendor == "mysql":
+            level = mysql_isolation(self.database)
+            if level != READ_COMMITTED:
+                found.append(
+                    checks.Warning(
+                        f"Task backend {self.alias!r} writes tasks on database "
+                        f"{self.database!r}, whose connections run at "
+                        f"{(level or 'the server default').upper()} isolation; tasktable "
+                        "is written for READ COMMITTED (Django's default on MySQL/MariaDB): "
+                        "with REPEATABLE READ an enqueue with a unique_key that races "
+                        "another can fail instead of returning the task that won.",
+                        hint=f"Remove OPTIONS['isolation_level'] of DATABASES[{self.database!r}] "
+                        "or set it to 'read committed'.",
+                        id="tasktable.W002",
+                    )
+                )
         if "tasktable.contrib.django" not in settings.INSTALLED_APPS:
             found.append(
                 checks.Warning(

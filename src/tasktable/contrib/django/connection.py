@@ -55,6 +55,21 @@ _PG_OPTIONS = (
     "target_session_attrs",
 )
 
+#: Django MySQL OPTIONS (connect() arguments of mysqlclient or PyMySQL) a worker's URL needs
+#: too; ``ssl`` (a dict) becomes the ``ssl_*`` query keys SQLAlchemy turns back into one.
+_MYSQL_OPTIONS = (
+    "charset",
+    "unix_socket",
+    "read_default_file",
+    "read_default_group",
+    "init_command",
+)
+_MYSQL_SSL = ("ca", "cert", "key", "capath", "cipher", "check_hostname")
+
+#: The isolation level tasktable's statements are written for on MariaDB/MySQL. Django's
+#: MySQL backend sets it on its connections unless OPTIONS['isolation_level'] says otherwise.
+READ_COMMITTED = "read committed"
+
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -129,7 +144,18 @@ def _bridge_url(alias: str, vendor: str) -> str:
     if vendor == "postgresql":
         driver = connections[alias].Database.__name__  # psycopg (3) or psycopg2
         return f"postgresql+{driver}://"
-    return "mysql+mysqldb://"  # Django's MySQL backend runs on mysqlclient
+    # Django's MySQL backend imports MySQLdb: mysqlclient, or PyMySQL standing in for it
+    # (pymysql.install_as_MySQLdb()). SQLAlchemy's dialect must be the driver's own.
+    driver = connections[alias].Database.__name__
+    return "mysql+pymysql://" if driver == "pymysql" else "mysql+mysqldb://"
+
+
+def mysql_isolation(alias: str) -> str | None:
+    """The isolation level Django sets on the MySQL connections of ``alias`` (lower case),
+    or None when OPTIONS['isolation_level'] leaves it to the server's default."""
+    options = connections[alias].settings_dict.get("OPTIONS") or {}
+    level = options.get("isolation_level", READ_COMMITTED)
+    return str(level).lower() if level else None
 
 
 def bridge_engine(alias: str) -> Engine:
@@ -171,19 +197,36 @@ def django_database_url(alias: str) -> str:
         if not name or name == ":memory:" or "mode=memory" in name:
             return "sqlite://"  # in-memory: no worker can share it (tasktable says so)
         return URL.create("sqlite", database=str(Path(name).resolve())).render_as_string()
-    opts = conf.get("OPTIONS") or {}
     if vendor == "postgresql":
-        driver = "postgresql+psycopg"
+        opts = conf.get("OPTIONS") or {}
         query = {k: str(opts[k]) for k in _PG_OPTIONS if opts.get(k) is not None}
-    else:
-        driver = "mysql+pymysql"
-        query = {"charset": str(opts["charset"])} if opts.get("charset") else {}
+        return _server_url("postgresql+psycopg", conf, conf.get("HOST") or None, query)
+    return mysql_url(conf)
+
+
+def mysql_url(conf: dict[str, Any]) -> str:
+    """The tasktable URL of a Django MySQL/MariaDB database (its ``settings_dict``).
+
+    Like Django's MySQL backend: a HOST starting with ``/`` is a Unix socket, and the
+    connection options of OPTIONS go to the driver (PyMySQL, for workers)."""
+    opts = conf.get("OPTIONS") or {}
+    query = {k: str(opts[k]) for k in _MYSQL_OPTIONS if opts.get(k)}
+    ssl = opts.get("ssl") or {}
+    query.update({f"ssl_{k}": str(ssl[k]) for k in _MYSQL_SSL if ssl.get(k) is not None})
+    host = str(conf.get("HOST") or "")
+    if host.startswith("/"):
+        query["unix_socket"] = host
+        host = ""
+    return _server_url("mysql+pymysql", conf, host or None, query)
+
+
+def _server_url(driver: str, conf: dict[str, Any], host: str | None, query: dict[str, str]) -> str:
     port = conf.get("PORT")
     return URL.create(
         driver,
         username=conf.get("USER") or None,
         password=conf.get("PASSWORD") or None,
-        host=conf.get("HOST") or None,
+        host=host,
         port=int(port) if port else None,
         database=conf.get("NAME") or None,
         query=query,
