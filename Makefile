@@ -50,7 +50,7 @@ DJANGO6_PYTHON ?= $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/v
 $(DJANGO6_VENV)/.installed-stamp: pyproject.toml
 	test -x $(DJANGO6_VENV)/bin/python || $(DJANGO6_PYTHON) -m venv $(DJANGO6_VENV)
 	$(DJANGO6_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(DJANGO6_VENV)/bin/python -m pip install --quiet -e '.[postgres,dev]' 'Django>=6'
+	$(DJANGO6_VENV)/bin/python -m pip install --quiet -e '.[postgres,mysql,dev]' 'Django>=6'
 	touch $@
 
 test-django6: install

@@ -1,8 +1,11 @@
-"""A real small Django project (``tests/contrib/django_project``) on SQLite and PostgreSQL.
+"""A real small Django project (``tests/contrib/django_project``) on SQLite, PostgreSQL
+and MariaDB.
 
 Django is configured once per test process, so the databases are per session:
-a SQLite file (alias ``default``) and, when a PostgreSQL server answers, a fresh
-database (alias ``pg``) dropped at the end. Each test starts from empty tables.
+a SQLite file (alias ``default``) and, when the server answers, a fresh
+PostgreSQL database (alias ``pg``) and a fresh MariaDB database (alias
+``mariadb``, through Django's MySQL backend), dropped at the end. Each test
+starts from empty tables.
 The code of docs/django.md is written out as the package ``myshop`` first.
 
 Without Django's Tasks framework (Django 6, or Django 4.2+ with django-tasks)
@@ -26,7 +29,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from tests.conftest import PG_ADMIN_URL, _check, require_server
+from tests.conftest import MYSQL_ADMIN_URL, PG_ADMIN_URL, _check, require_server
 from tests.contrib.docs_code import write_files
 
 SETTINGS = "tests.contrib.django_project.settings"
@@ -38,6 +41,8 @@ SESSION_DIR = Path(tempfile.mkdtemp(prefix="tasktable-django-"))
 atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
 PG_NAME = f"tt_dj_{secrets.token_hex(5)}"
 PG_URL = make_url(PG_ADMIN_URL).set(database=PG_NAME).render_as_string(hide_password=False)
+MYSQL_NAME = f"tt_dj_{secrets.token_hex(5)}"
+MYSQL_URL = make_url(MYSQL_ADMIN_URL).set(database=MYSQL_NAME).render_as_string(hide_password=False)
 
 ENV = {
     "DJANGO_SETTINGS_MODULE": SETTINGS,
@@ -47,6 +52,8 @@ ENV = {
 }
 if _check("postgresql", PG_ADMIN_URL) is None:
     ENV["TASKTABLE_TEST_DJANGO_PG"] = PG_URL
+if _check("mariadb", MYSQL_ADMIN_URL) is None:
+    ENV["TASKTABLE_TEST_DJANGO_MYSQL"] = MYSQL_URL
 DOCS_DIR = SESSION_DIR / "docs"
 
 
@@ -95,6 +102,28 @@ def pg_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def mariadb_database() -> Iterator[str]:
+    require_server("mariadb")
+    from django.core.management import call_command
+    from django.db import connections
+
+    admin = create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{MYSQL_NAME}` CHARACTER SET utf8mb4"))
+    try:
+        call_command("migrate", database="mariadb", verbosity=0)
+        yield "mariadb"
+    finally:
+        connections["mariadb"].close()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{MYSQL_NAME}`"))
+        admin.dispose()
+
+
+FIXTURES = {"default": "sqlite_database", "pg": "pg_database", "mariadb": "mariadb_database"}
+
+
 def clean(alias: str) -> None:
     from django.db import connections
 
@@ -103,12 +132,10 @@ def clean(alias: str) -> None:
             cursor.execute(f"DELETE FROM {table}")
 
 
-@pytest.fixture(params=["default", "pg"], ids=["sqlite", "postgresql"])
+@pytest.fixture(params=list(FIXTURES), ids=["sqlite", "postgresql", "mariadb"])
 def alias(request: pytest.FixtureRequest) -> Iterator[str]:
     """The Django database alias (and TASKS entry) of each backend in turn, emptied."""
-    name: str = request.getfixturevalue(
-        f"{'sqlite' if request.param == 'default' else 'pg'}_database"
-    )
+    name: str = request.getfixturevalue(FIXTURES[request.param])
     clean(name)
     yield name
     clean(name)

@@ -1,7 +1,7 @@
 """TaskTableBackend against the behaviours Django's documentation specifies for backends.
 
-Each test runs on SQLite and PostgreSQL (a Django database and a TASKS entry
-each); tasks run in a real worker subprocess, ``python -m tasktable.contrib.django``.
+Each test runs on SQLite, PostgreSQL and MariaDB (a Django database and a TASKS
+entry each); tasks run in a real worker subprocess, ``python -m tasktable.contrib.django``.
 """
 
 from __future__ import annotations
@@ -314,3 +314,105 @@ def test_thread_slots_run_django_tasks_too(alias: str, run_worker: Worker) -> No
         result.refresh()
         assert result.status == SUCCESSFUL, result.errors
     assert Note.objects.using(alias).count() == 3
+
+
+def test_unique_key_enqueues_join_the_transaction(alias: str) -> None:
+    table = get_table(alias)
+    first = table.enqueue("tests.support.handlers:Echo", {"x": 1}, unique_key="order-7")
+    again = table.enqueue("tests.support.handlers:Echo", {"x": 2}, unique_key="order-7")
+    assert again.id == first.id
+    with transaction.atomic(using=alias):
+        table.enqueue("tests.support.handlers:Echo", {}, unique_key="order-8")
+        transaction.set_rollback(True, using=alias)
+    assert table.count() == 1
+
+
+def _session_id(alias: str) -> int:
+    from django.db import connections
+
+    query = "SELECT pg_backend_pid()" if alias == "pg" else "SELECT CONNECTION_ID()"
+    with connections[alias].cursor() as cursor:
+        cursor.execute(query)
+        return int(cursor.fetchone()[0])
+
+
+def _waits_for_a_lock(alias: str, session: int) -> bool:
+    from django.db import connections
+
+    if alias == "pg":
+        query = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'"
+    else:
+        query = (
+            "SELECT count(*) FROM information_schema.innodb_trx"
+            " WHERE trx_mysql_thread_id = %s AND trx_state = 'LOCK WAIT'"
+        )
+    with connections[alias].cursor() as cursor:
+        cursor.execute(query, [session])
+        return bool(cursor.fetchone()[0])
+
+
+def test_unique_key_race_in_two_transactions_returns_the_winner(alias: str) -> None:
+    """Two requests enqueue the same unique key: the second one's insert waits for the
+    first transaction, then finds its task (READ COMMITTED: a fresh read after the wait)."""
+    import threading
+    import time
+
+    from django.db import connections
+
+    if alias == "default":
+        pytest.skip("SQLite has one writer at a time: the second insert cannot start")
+    table = get_table(alias)
+    handler = "tests.support.handlers:Echo"
+    won = threading.Event()
+    release = threading.Event()
+    got: dict[str, Any] = {}
+
+    def winner() -> None:
+        try:
+            with transaction.atomic(using=alias):
+                got["winner"] = table.enqueue(handler, {"n": 1}, unique_key="race").id
+                won.set()
+                release.wait(30)
+        except BaseException as exc:
+            got["winner"] = exc
+        finally:
+            won.set()
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            got["session"] = _session_id(alias)
+            with transaction.atomic(using=alias):
+                got["second"] = table.enqueue(handler, {"n": 2}, unique_key="race").id
+        except BaseException as exc:
+            got["second"] = exc
+        finally:
+            connections.close_all()
+
+    first_thread = threading.Thread(target=winner)
+    first_thread.start()
+    assert won.wait(30)
+    second_thread = threading.Thread(target=second)
+    second_thread.start()
+    deadline = time.monotonic() + 30
+    while not ("session" in got and _waits_for_a_lock(alias, got["session"])):
+        assert time.monotonic() < deadline, "the second insert never waited for the first"
+        assert second_thread.is_alive(), got
+        time.sleep(0.2)  # InnoDB refreshes innodb_trx only when unread for 0.1 s
+    release.set()
+    first_thread.join(30)
+    second_thread.join(30)
+    assert isinstance(got["winner"], int), got
+    assert got["second"] == got["winner"]
+    assert table.count() == 1
+
+
+def test_the_bridge_speaks_the_driver_of_the_django_connection(alias: str) -> None:
+    from django.db import connections
+
+    from tasktable.contrib.django.connection import bridge_engine
+
+    driver = bridge_engine(alias).dialect.driver
+    module = connections[alias].Database.__name__
+    expected = {"sqlite3.dbapi2": "pysqlite", "MySQLdb": "mysqldb"}.get(module, module)
+    assert driver == expected

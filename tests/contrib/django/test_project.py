@@ -22,10 +22,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import ManagementUtility, call_command
 from django.db import transaction
 from django.test import Client, RequestFactory, override_settings
+from sqlalchemy import make_url
 
 from tasktable.contrib.django import TaskTableBackend, add_background_notice, get_table
 from tasktable.contrib.django._compat import READY, SUCCESSFUL, task_backends
-from tasktable.contrib.django.connection import django_database_url
+from tasktable.contrib.django.connection import django_database_url, mysql_url
 from tasktable.storage.migrate import load_migrations
 from tests.contrib.django_project import tasks
 from tests.contrib.django_project.notes.models import Note
@@ -119,6 +120,8 @@ def test_worker_url_points_at_the_django_database(alias: str) -> None:
     url = django_database_url(alias)
     if alias == "default":
         assert url == f"sqlite:///{ENV['TASKTABLE_TEST_DJANGO_SQLITE']}"
+    elif alias == "mariadb":  # the charset of OPTIONS comes along
+        assert url == f"{ENV['TASKTABLE_TEST_DJANGO_MYSQL']}?charset=utf8mb4"
     else:
         assert url == ENV["TASKTABLE_TEST_DJANGO_PG"].replace(
             "postgresql://", "postgresql+psycopg://"
@@ -133,6 +136,49 @@ def test_system_checks() -> None:
     with override_settings(INSTALLED_APPS=["django.contrib.contenttypes"]):
         [warning] = TaskTableBackend("other", {}).check()
     assert warning.id == "tasktable.W001"
+
+
+def test_system_check_warns_of_an_isolation_other_than_read_committed(
+    mariadb_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connections
+
+    backend = task_backends[mariadb_database]
+    assert backend.check() == []  # Django's default on MySQL/MariaDB: READ COMMITTED
+    options = connections[mariadb_database].settings_dict["OPTIONS"]
+    for level, shown in (("repeatable read", "REPEATABLE READ"), (None, "THE SERVER DEFAULT")):
+        monkeypatch.setitem(options, "isolation_level", level)
+        [warning] = backend.check()
+        assert warning.id == "tasktable.W002"
+        assert shown in warning.msg and "read committed" in warning.hint
+
+
+def test_worker_url_of_mysql_options() -> None:
+    conf = {
+        "NAME": "shop",
+        "USER": "app",
+        "PASSWORD": "p@ss",
+        "HOST": "/run/mysqld/mysqld.sock",
+        "PORT": "",
+        "OPTIONS": {
+            "charset": "utf8mb4",
+            "isolation_level": "read committed",  # not a driver option: stays out
+            "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+            "ssl": {"ca": "/etc/ca.pem", "check_hostname": False},
+        },
+    }
+    url = make_url(mysql_url(conf))
+    assert (url.drivername, url.username, url.password) == ("mysql+pymysql", "app", "p@ss")
+    assert (url.host, url.port, url.database) == (None, None, "shop")
+    assert dict(url.query) == {
+        "charset": "utf8mb4",
+        "unix_socket": "/run/mysqld/mysqld.sock",
+        "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+        "ssl_ca": "/etc/ca.pem",
+        "ssl_check_hostname": "False",
+    }
+    tcp = make_url(mysql_url({"NAME": "shop", "HOST": "db", "PORT": "3307", "OPTIONS": {}}))
+    assert (tcp.host, tcp.port, dict(tcp.query)) == ("db", 3307, {})
 
 
 def test_bad_options_fail_loudly() -> None:

@@ -5,6 +5,9 @@ subprocesses it starts share them:
 
 - ``TASKTABLE_TEST_DJANGO_SQLITE``: path of the SQLite database (alias ``default``);
 - ``TASKTABLE_TEST_DJANGO_PG``: a PostgreSQL URL (alias ``pg``), when available;
+- ``TASKTABLE_TEST_DJANGO_MYSQL``: a MariaDB URL (alias ``mariadb``), when available;
+  Django's MySQL backend then runs on mysqlclient, or on PyMySQL when that is
+  absent (``pymysql.install_as_MySQLdb()``, as docs/django.md tells users);
 - ``TASKTABLE_TEST_DJANGO_SEPARATE``: a tasktable URL for the backend that keeps
   its tasks outside Django's databases (``OPTIONS['URL']``);
 - ``TASKTABLE_TEST_DJANGO_MAIL``: the folder emails are written to.
@@ -90,6 +93,30 @@ if _pg:
         "BACKEND": "tasktable.contrib.django.TaskTableBackend",
         "QUEUES": ["default", "emails"],
         "OPTIONS": {"DATABASE": "pg"},
+    }
+
+_mysql = os.environ.get("TASKTABLE_TEST_DJANGO_MYSQL")
+if _mysql:
+    if importlib.util.find_spec("MySQLdb") is None:  # no mysqlclient: PyMySQL stands in
+        import pymysql
+
+        if pymysql.version_info < (2, 2, 1):  # an older PyMySQL: Django 6 wants 2.2.1+
+            pymysql.version_info = (2, 2, 1, "final", 0)  # the workaround docs/django.md gives
+        pymysql.install_as_MySQLdb()
+    url = make_url(_mysql)
+    DATABASES["mariadb"] = {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": url.database,
+        "USER": url.username or "",
+        "PASSWORD": url.password or "",
+        "HOST": url.host or "",
+        "PORT": str(url.port or ""),
+        "OPTIONS": {"charset": "utf8mb4"},
+    }
+    TASKS["mariadb"] = {
+        "BACKEND": "tasktable.contrib.django.TaskTableBackend",
+        "QUEUES": ["default", "emails"],
+        "OPTIONS": {"DATABASE": "mariadb"},
     }
 
 _separate = os.environ.get("TASKTABLE_TEST_DJANGO_SEPARATE")
