@@ -17,6 +17,8 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     Boolean,
     Connection,
     and_,
@@ -122,9 +124,11 @@ ORDER BY t.n
 {_PG_RETURNING}"""
 ).columns(*_PG_RESULT)
 #: PostgreSQL, many tasks that differ only in their args (``bulk.uniform``): the shared
-#: values bound once, the args texts in one JSON array of strings.
+#: values bound once, the args texts in one JSON array of strings. One row comes back:
+#: the ids in order, the statement's time (every row's created_at), and the wake-up of
+#: the one queue when the tasks are due (reading a row per task was a sixth of a batch).
 _PG_INSERT_UNIFORM = text(
-    f"""INSERT INTO {task_table.name} ({_PG_COLUMNS})
+    f"""WITH ins AS (INSERT INTO {task_table.name} ({_PG_COLUMNS})
 SELECT CAST(:name AS text), CAST(:handler AS text), a.args, '{_PENDING}', '[]',
     statement_timestamp(), CAST(:queue AS text), CAST(:priority AS integer),
     coalesce(CAST(:run_at AS timestamptz), statement_timestamp()), 0,
@@ -132,8 +136,12 @@ SELECT CAST(:name AS text), CAST(:handler AS text), a.args, '{_PENDING}', '[]',
     CAST(:rerun_on_loss AS boolean)
 FROM json_array_elements_text(CAST(:args AS json)) WITH ORDINALITY AS a(args, n)
 ORDER BY a.n
-{_PG_RETURNING}"""
-).columns(*_PG_RESULT)
+RETURNING id, created_at, run_at)
+SELECT array_agg(id ORDER BY id) AS ids, min(created_at) AS created_at,
+    (CASE WHEN bool_or(run_at <= created_at)
+        THEN pg_notify('{CHANNEL}', CAST(:queue AS text)) IS NULL END) AS woke
+FROM ins"""
+).columns(column("ids", ARRAY(BigInteger())), T.created_at, column("woke", Boolean()))
 
 
 #: SQLite, one task (``enqueue``): positional values; created_at and a missing
@@ -278,6 +286,15 @@ def _iso(value: datetime) -> str:
     """ISO text with the offset (a naive time is UTC, as :class:`UTCDateTime` binds it)."""
     utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return utc.isoformat()
+
+
+def _pg_rows_of(statement: Any, rows: list[Any]) -> list[Any]:
+    """The (id, created_at, ...) rows of ``statement``'s result, in id order."""
+    if statement is _PG_INSERT_UNIFORM:
+        [(ids, created_at, _)] = rows
+        return [(task_id, created_at) for task_id in ids]
+    rows.sort(key=_first)  # ids were taken in the order given
+    return rows
 
 
 def _pg_many(tasks: Sequence[NewTask], texts: list[str]) -> tuple[Any, dict[str, Any]]:
@@ -439,8 +456,7 @@ class SQLStorage(WorkerSide):
             statement, params = _PG_INSERT_ONE, _pg_values(tasks[0], texts[0])
         else:
             statement, params = _pg_many(tasks, texts)
-        rows = self._driver_rows(self._driver_sql(statement), params)
-        rows.sort(key=_first)  # ids were taken in the order given
+        rows = _pg_rows_of(statement, self._driver_rows(self._driver_sql(statement), params))
         return _stored(tasks, texts, _pg_decided(tasks, rows, to_utc=True))
 
     def _insert_sqlite_one(self, task: NewTask, args: str) -> Task:
@@ -486,10 +502,10 @@ class SQLStorage(WorkerSide):
         long list on SQLite and MariaDB); returns them in the order given, as stored."""
         if self.capabilities.listen_notify:
             if len(tasks) == 1:
-                pg = conn.execute(_PG_INSERT_ONE, _pg_values(tasks[0], texts[0])).all()
+                statement, params = _PG_INSERT_ONE, _pg_values(tasks[0], texts[0])
             else:
-                pg = conn.execute(*_pg_many(tasks, texts)).all()
-            pg = sorted(pg, key=_first)  # ids were taken in the order given
+                statement, params = _pg_many(tasks, texts)
+            pg = _pg_rows_of(statement, list(conn.execute(statement, params).all()))
             return _stored(tasks, texts, _pg_decided(tasks, pg, to_utc=False))
         if len(tasks) > 1 and self._json_rows_sql() is not None and uniform(tasks):
             stored: list[Task] = []
