@@ -36,12 +36,15 @@ from .protocol import (
     Attach,
     Done,
     Event,
+    FrameReader,
     LogLine,
     Report,
     Started,
-    decode_command,
+    decode_message,
+    encode_done,
     encode_event,
     task_from_json,
+    task_from_run,
 )
 
 _PR_SET_PDEATHSIG = 1
@@ -55,7 +58,7 @@ class Channel:
         self.lock = threading.Lock()
 
     def send(self, event: Event) -> None:
-        raw = encode_event(event)
+        raw = encode_done(event) if isinstance(event, Done) else encode_event(event)
         with self.lock:
             self.conn.send_bytes(raw)
 
@@ -213,16 +216,19 @@ def child_main(
     allowlist = Allowlist(tuple(config["handlers"]) if config["handlers"] is not None else None)
     max_file_bytes = int(config["max_file_bytes"])
     loop = asyncio.new_event_loop()
+    frames = FrameReader(conn.fileno())
     conn.send_bytes(b'{"op":"ready"}')
     while True:
         try:
-            command = decode_command(conn.recv_bytes())
+            raw = frames.read(None)
         except (EOFError, OSError):
             break
-        if command["op"] != "run":
+        assert raw is not None  # no timeout: a frame, or EOFError
+        command = decode_message(raw)
+        if isinstance(command, dict) and command.get("op") != "run":  # "stop"
             break
         try:
-            _run_one(channel, command["task"], cancel_flag, allowlist, max_file_bytes, loop)
+            _run_one(channel, command, cancel_flag, allowlist, max_file_bytes, loop)
         except SystemExit as exc:  # stopped by the worker (SIGTERM): the handler's finally ran
             os._exit(exc.code if isinstance(exc.code, int) else 1)
     # Exit at once: the worker waits for this. Exit hooks run (a handler's module may
@@ -235,13 +241,14 @@ def child_main(
 
 def _run_one(
     channel: Channel,
-    data: dict[str, Any],
+    command: list[Any] | dict[str, Any],
     cancel_flag: Any,
     allowlist: Allowlist,
     max_file_bytes: int,
     loop: asyncio.AbstractEventLoop,
 ) -> None:
-    task = task_from_json(data)
+    # ["run", ...the task], or the same as an object: {"op": "run", "task": {...}}
+    task = task_from_run(command) if isinstance(command, list) else task_from_json(command["task"])
     reporter = ChannelReporter(channel, task.id, cancel_flag)
     outcome, _ = execute(
         task,

@@ -42,11 +42,12 @@ from .protocol import (
     Attach,
     Done,
     Event,
+    FrameReader,
     Report,
     Started,
     decode_event,
     encode_command,
-    task_to_json,
+    encode_run,
 )
 
 log = logging.getLogger("tasktable.worker")
@@ -199,6 +200,7 @@ class ProcessRunner:
         }
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
+        self.frames: FrameReader | None = None
         self.cancel_flag: Any = None
         self.terminate_flag: Any = None
         self.started = 0  # processes started, for logs and tests
@@ -229,17 +231,18 @@ class ProcessRunner:
             raise
         child.close()
         self.process, self.conn = process, parent
+        self.frames = FrameReader(parent.fileno())
         self.started += 1
-        if not parent.poll(START_TIMEOUT):
-            self.stop_task(0.5)
-            raise RunnerDied(f"the slot process did not start within {START_TIMEOUT:.0f}s")
         try:
-            hello = parent.recv_bytes()
+            hello = self.frames.read(START_TIMEOUT)
         except (EOFError, OSError):
             process.join(1.0)
             code = process.exitcode
             self._discard()
             raise RunnerDied(f"the slot process failed to start ({describe_exit(code)})") from None
+        if hello is None:
+            self.stop_task(0.5)
+            raise RunnerDied(f"the slot process did not start within {START_TIMEOUT:.0f}s")
         if hello != b'{"op":"ready"}':
             self.stop_task(0.5)
             raise RunnerDied(f"the slot process said {hello[:100]!r} instead of ready")
@@ -274,22 +277,22 @@ class ProcessRunner:
             raise RunnerDied("not running")
         self.cancel_flag.value = 0
         try:
-            self.conn.send_bytes(encode_command("run", task=task_to_json(task)))
+            self.conn.send_bytes(encode_run(task))
         except (OSError, ValueError) as exc:
             raise RunnerDied(self._death()) from exc
 
     def next_event(self, timeout: float) -> Event | None:
-        conn = self.conn
-        if conn is None:
+        frames = self.frames
+        if frames is None:
             raise RunnerDied("not running")
         try:
-            if not conn.poll(timeout):
-                if self.process is not None and not self.process.is_alive():
-                    raise RunnerDied(self._death())
-                return None
-            raw = conn.recv_bytes()
+            raw = frames.read(max(0.0, timeout))
         except (EOFError, OSError):
             raise RunnerDied(self._death()) from None
+        if raw is None:
+            if self.process is not None and not self.process.is_alive():
+                raise RunnerDied(self._death())
+            return None
         return decode_event(raw)
 
     def _death(self) -> str:
@@ -330,6 +333,7 @@ class ProcessRunner:
             with contextlib.suppress(OSError):
                 self.conn.close()
         self.conn = None
+        self.frames = None
         if self.process is not None:
             if not self.process.is_alive():
                 with contextlib.suppress(ValueError):
