@@ -7,12 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, delete, insert, inspect, select
+from sqlalchemy import Dialect, Engine, create_engine, delete, insert, inspect, select
 
 from tasktable import TaskTable
-from tasktable.errors import SchemaMissing
+from tasktable.errors import DatabaseError, SchemaMissing
 from tasktable.settings import Settings
-from tasktable.storage.migrate import dialect_folder, load_migrations
+from tasktable.storage.migrate import (
+    check_schema,
+    dialect_folder,
+    load_migrations,
+    migrate,
+    unsupported_server,
+)
 from tasktable.storage.schema import metadata, schema_table
 from tasktable.storage.sql import SQLStorage
 from tasktable.storage.types import utcnow
@@ -221,3 +227,41 @@ def test_sqlite_uses_wal(tmp_path: Path, settings: Settings) -> None:
         with table.storage.engine.connect() as conn:
             mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
         assert mode == "wal"
+
+
+def _mysql_dialect(version: tuple[int, ...], *, mariadb: bool) -> Dialect:
+    from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+
+    dialect = MySQLDialect_pymysql()
+    dialect.server_version_info = version
+    dialect.is_mariadb = mariadb
+    return dialect
+
+
+def test_mysql_and_old_mariadb_are_refused_with_the_reason() -> None:
+    mysql = unsupported_server(_mysql_dialect((8, 0, 36), mariadb=False))
+    assert mysql is not None and "MySQL 8.0.36 is not supported" in mysql
+    assert "MariaDB 10.6 or newer" in mysql
+    old = unsupported_server(_mysql_dialect((10, 5, 9), mariadb=True))
+    assert old is not None and "MariaDB 10.5.9 is too old" in old and "SKIP LOCKED" in old
+    assert unsupported_server(_mysql_dialect((10, 6, 0), mariadb=True)) is None
+    assert unsupported_server(_mysql_dialect((11, 4, 2), mariadb=True)) is None
+
+
+def test_an_unsupported_server_is_refused_before_anything_is_written(twin_url: str) -> None:
+    engine = create_engine(twin_url)
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        engine.dispose()
+        pytest.skip("MariaDB/MySQL only: the other databases have no such check")
+    try:
+        with engine.connect():  # the dialect learns the server's version here
+            pass
+        assert unsupported_server(engine.dialect) is None  # the real server is supported
+        engine.dialect.server_version_info = (10, 5, 9)  # as an older server would report
+        with pytest.raises(DatabaseError, match=r"MariaDB 10\.5\.9 is too old"):
+            migrate(engine)
+        with pytest.raises(DatabaseError, match=r"MariaDB 10\.5\.9 is too old"):
+            check_schema(engine, "the twin")
+        assert not inspect(engine).has_table(schema_table.name)
+    finally:
+        engine.dispose()

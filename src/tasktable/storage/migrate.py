@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Dialect, Engine, inspect, select, text
 
 from ..errors import DatabaseError, SchemaMissing
 from .schema import schema_table
@@ -52,6 +52,42 @@ def load_migrations(folder: str) -> list[Migration]:
     return found
 
 
+#: The oldest MariaDB tasktable runs on: ``SKIP LOCKED`` (claims) came in 10.6.
+MARIADB_MIN = (10, 6)
+
+
+def unsupported_server(dialect: Dialect) -> str | None:
+    """Why this connected server cannot hold a task table, or None when it can.
+
+    MySQL (as opposed to MariaDB) is refused: tasktable's inserts and writes use
+    ``INSERT/UPDATE ... RETURNING`` (MariaDB 10.5+), which MySQL has not, and only
+    MariaDB is tested. Checked by ``migrate`` and by the schema check every table,
+    worker and server makes first, so the error comes before anything is written.
+    """
+    if dialect.name not in ("mysql", "mariadb"):
+        return None
+    version = tuple(dialect.server_version_info or ())
+    shown = ".".join(str(v) for v in version) or "unknown"
+    if not getattr(dialect, "is_mariadb", False):
+        return (
+            f"MySQL {shown} is not supported: tasktable needs MariaDB "
+            f"{MARIADB_MIN[0]}.{MARIADB_MIN[1]} or newer (it uses INSERT ... RETURNING, "
+            "which MySQL lacks)."
+        )
+    if version < MARIADB_MIN:
+        return (
+            f"MariaDB {shown} is too old: tasktable needs {MARIADB_MIN[0]}.{MARIADB_MIN[1]} "
+            "or newer (its claims use SELECT ... FOR UPDATE SKIP LOCKED)."
+        )
+    return None
+
+
+def _require_supported(conn: Connection) -> None:
+    reason = unsupported_server(conn.dialect)
+    if reason is not None:
+        raise DatabaseError(reason)
+
+
 def current_version(conn: Connection) -> int | None:
     """The newest applied version, or None when there is no tasktable schema."""
     if not inspect(conn).has_table(schema_table.name):
@@ -82,6 +118,7 @@ def migrate(engine: Engine) -> list[int]:
     applied: list[int] = []
     migrations = load_migrations(dialect_folder(engine))
     with engine.connect() as conn:
+        _require_supported(conn)
         try:
             with conn.begin():
                 _lock(conn)
@@ -108,6 +145,7 @@ def check_schema(engine: Engine, url_text: str) -> None:
     """Raise :class:`SchemaMissing` unless every migration file of this code is applied."""
     known = {m.version for m in load_migrations(dialect_folder(engine))}
     with engine.connect() as conn:
+        _require_supported(conn)
         if current_version(conn) is None:
             applied: set[int] | None = None
         else:
