@@ -202,6 +202,44 @@ def test_a_crash_takes_down_only_its_own_slot_process(handler: str, how: str) ->
         other.close()
 
 
+@pytest.mark.parametrize("start_method", [None, "spawn"])
+def test_a_slot_process_killed_from_outside_is_seen_as_dead(start_method: str | None) -> None:
+    """Its events pipe reaches end of file: the running task's runner says how it died,
+    and a killed idle process is found out by the next task (which never started)."""
+    runner = ProcessRunner("t", Settings(), start_method=start_method)
+    try:
+        runner.ensure_started()
+        pid = runner.pid
+        assert pid is not None
+        runner.begin(a_task("Nap", seconds=60))
+        assert isinstance(runner.next_event(30), Started)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(RunnerDied, match="killed by signal SIGKILL"):
+            for _ in range(30):
+                runner.next_event(1.0)
+        assert runner.pid is None
+        runner.ensure_started()
+        idle = runner.pid
+        assert idle not in (None, pid)
+        os.kill(idle, signal.SIGKILL)  # type: ignore[arg-type]
+        wait_gone([idle])  # type: ignore[list-item]
+        with pytest.raises(RunnerDied):
+            runner.begin(a_task("Introspect", 2))
+            for _ in range(30):
+                runner.next_event(1.0)
+        runner.ensure_started()
+        assert facts(run(runner, a_task("Introspect", 3))[0])["pid"] == runner.pid
+    finally:
+        runner.close()
+
+
+def test_many_runs_in_a_row_each_get_their_own_outcome(process_runner: ProcessRunner) -> None:
+    for task_id in range(1, 201):
+        done, events = run(process_runner, a_task("Introspect", task_id))
+        assert done.task_id == task_id
+        assert [e for e in events if isinstance(e, Done)] == [done]
+
+
 def test_the_memory_cap_applies_in_the_slot_process_only() -> None:
     cap = 1536 * 1024 * 1024
     runner = ProcessRunner("t", Settings(max_memory=cap))

@@ -206,18 +206,23 @@ def child_main(
     config: dict[str, Any],
     cancel_flag: Any,
     terminate_flag: Any,
+    events: Connection | None = None,
 ) -> None:
-    """The slot process's entry point (started by :class:`~.runners.ProcessRunner`)."""
+    """The slot process's entry point (started by :class:`~.runners.ProcessRunner`).
+
+    Commands come in on ``conn``; events go out on ``events`` (a pipe of their
+    own), or on ``conn`` too when it is a duplex connection and ``events`` None.
+    """
     _install_signals(terminate_flag)
     _die_with_parent(int(config["parent_pid"]))
     _limit_memory(config.get("max_memory"))
-    channel = Channel(conn)
+    channel = Channel(events if events is not None else conn)
     _setup_logging(channel, bool(config.get("verbose")))
     allowlist = Allowlist(tuple(config["handlers"]) if config["handlers"] is not None else None)
     max_file_bytes = int(config["max_file_bytes"])
     loop = asyncio.new_event_loop()
     frames = FrameReader(conn.fileno())
-    conn.send_bytes(b'{"op":"ready"}')
+    channel.conn.send_bytes(b'{"op":"ready"}')
     while True:
         try:
             raw = frames.read(None)

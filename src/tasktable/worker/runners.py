@@ -199,7 +199,8 @@ class ProcessRunner:
             "verbose": verbose,
         }
         self.process: BaseProcess | None = None
-        self.conn: Connection | None = None
+        self.conn: Connection | None = None  # commands to the child
+        self.events: Connection | None = None  # events from the child, read by ``frames``
         self.frames: FrameReader | None = None
         self.cancel_flag: Any = None
         self.terminate_flag: Any = None
@@ -218,20 +219,25 @@ class ProcessRunner:
         self._discard()
         from .child import child_main
 
-        parent, child = self.ctx.Pipe(duplex=True)
+        # Two one-way pipes (commands in, events out): a pipe's write and wake-up cost
+        # less than a socket pair's, and each run crosses them twice.
+        commands, to_child = self.ctx.Pipe(duplex=False)
+        from_child, events = self.ctx.Pipe(duplex=False)
         self.cancel_flag = self.ctx.RawValue("q", 0)
         self.terminate_flag = self.ctx.RawValue("b", 0)
         try:
             process = self._start(
-                child_main, (child, self.config, self.cancel_flag, self.terminate_flag)
+                child_main,
+                (commands, self.config, self.cancel_flag, self.terminate_flag, events),
             )
         except RunnerDied:
-            parent.close()
-            child.close()
+            for end in (commands, to_child, from_child, events):
+                end.close()
             raise
-        child.close()
-        self.process, self.conn = process, parent
-        self.frames = FrameReader(parent.fileno())
+        commands.close()
+        events.close()  # the child's death closes the last copy: end of file here
+        self.process, self.conn, self.events = process, to_child, from_child
+        self.frames = FrameReader(from_child.fileno())
         self.started += 1
         try:
             hello = self.frames.read(START_TIMEOUT)
@@ -329,10 +335,11 @@ class ProcessRunner:
         return how
 
     def _discard(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(OSError):
-                self.conn.close()
-        self.conn = None
+        for conn in (self.conn, self.events):
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.close()
+        self.conn = self.events = None
         self.frames = None
         if self.process is not None:
             if not self.process.is_alive():
