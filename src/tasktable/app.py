@@ -271,7 +271,8 @@ class TaskTable:
             like = seen.get(key) if key is not None else None
             if like is not None:
                 try:
-                    args, text = validate_args(item.get("args"), limit)
+                    # not copied: the insert stores and returns the text
+                    args, text = validate_args(item.get("args"), limit, copy=False)
                 except InvalidInput as exc:
                     raise InvalidInput(f"Item {index}: {exc}") from None
                 # no args, as ``like``: the same (immutable) task, read only by the insert

@@ -220,3 +220,12 @@ def test_a_uniform_batch_over_several_statements_keeps_order(
         )
         conn.rollback()
     assert row_count(table) == 60
+
+
+def test_returned_args_are_the_stored_ones_not_the_callers(table: TaskTable) -> None:
+    given = [{"n": n, "tags": ["a"], "pair": (1, 2)} for n in range(3)]
+    tasks = table.enqueue_many([{"handler": ECHO, "args": args} for args in given])
+    for args in given:
+        args["tags"].append("changed")  # type: ignore[attr-defined]
+    assert [t.args for t in tasks] == [{"n": n, "tags": ["a"], "pair": [1, 2]} for n in range(3)]
+    assert [table.get(t.id) for t in tasks] == tasks

@@ -269,3 +269,71 @@ def test_args_with_a_lone_surrogate_are_refused_clearly() -> None:
 
     with pytest.raises(InvalidInput, match="surrogate"):
         validate_args({"text": "\ud800"}, 1000)
+
+
+class _Number(int):
+    pass
+
+
+class _Text(str):
+    pass
+
+
+def _walked(args: Any, limit: int) -> tuple[Any, str]:
+    """``validate_args`` as it was before its shortcut: the full walk, then the text."""
+    from tasktable.core import validation
+
+    if isinstance(args, tuple):
+        args = list(args)
+    if not args:
+        return validate_args(args, limit)
+    validation._depth_and_finite(args)
+    text = validation.dump_json(args)
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidInput("Args contain a lone surrogate character") from None
+    if size > limit:
+        raise InvalidInput(f"Args are {size} bytes, more than the limit of {limit} bytes")
+    return json.loads(text), text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"a": 1, "b": [1, 2.5, None, True, "x"], "c": {"d": (1, 2)}},
+        (1, (2, (3,))),
+        {"n": _Number(5), "s": _Text("t"), _Text("k"): 1},
+        {1: "int key"},
+        {"nested": {None: 1}},
+        {"nested": [{True: 1}]},
+        {"ordered": __import__("collections").OrderedDict([(1, "a")])},
+        __import__("collections").OrderedDict([(2, "b")]),
+        {"nan": [1, [float("nan")]]},
+        {"inf": float("-inf")},
+        {"big": 10**5000},
+        {"set": [{1}]},
+        {"when": [datetime(2026, 1, 1)]},
+        {"bytes": b"x"},
+        nested(MAX_JSON_DEPTH, leaf=1),
+        nested(MAX_JSON_DEPTH + 1),
+        [{"a": [{"b": {}}]}] * 3,
+        {"surrogate": "\ud800"},
+        {"zoë": "é" * 5},
+        ["é" * 9],
+        ["é" * 10],
+    ],
+)
+def test_the_shortcut_accepts_and_refuses_what_the_full_walk_does(args: Any) -> None:
+    for limit in (MIB, 24):
+        try:
+            expected: Any = _walked(args, limit)
+        except InvalidInput as exc:
+            expected = (InvalidInput, str(exc)[:10])
+        try:
+            got: Any = validate_args(args, limit)
+        except InvalidInput as exc:
+            got = (InvalidInput, str(exc)[:10])
+        assert got == expected
+        if not isinstance(got[0], type):
+            assert validate_args(args, limit, copy=False)[1] == got[1]

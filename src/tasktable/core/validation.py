@@ -6,6 +6,7 @@ naming the problem; nothing here touches a database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -58,6 +59,40 @@ def _depth_and_finite(value: Any, depth: int = 1) -> int:
     raise InvalidInput(f"Args must be JSON: a {type(value).__name__} cannot be stored.")
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_CONTAINERS = frozenset({dict, list, tuple})
+_STR_ONLY = frozenset({str})
+#: json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False) without
+#: building an encoder at every call.
+_dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_load = json.JSONDecoder().decode
+
+
+def _plain(value: Any, depth: int = 1) -> bool:
+    """True when ``value`` (an object or array at ``depth``) holds only objects with
+    ``str`` keys, arrays and plain scalars, nested at most ``MAX_JSON_DEPTH`` deep: what
+    ``_depth_and_finite`` accepts, checked a container at a time (one set of the types
+    in each); a float may still be NaN or infinite, which the encoder refuses. False:
+    ``_depth_and_finite`` says what is wrong, if anything."""
+    if depth > MAX_JSON_DEPTH:
+        return False
+    kind = type(value)
+    if kind is dict:
+        if not set(map(type, value)) <= _STR_ONLY:
+            return False
+        values: Any = value.values()
+    elif kind is list or kind is tuple:
+        values = value
+    else:  # a subclass: the full walk
+        return False
+    kinds = set(map(type, values))
+    if kinds <= _SCALARS:
+        return True
+    if not kinds <= _SCALARS | _CONTAINERS:
+        return False
+    return all(_plain(v, depth + 1) for v in values if type(v) in _CONTAINERS)
+
+
 def dump_json(value: JSONValue) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -65,8 +100,12 @@ def dump_json(value: JSONValue) -> str:
         raise InvalidInput(f"Args cannot be stored as JSON: {exc}.") from None
 
 
-def validate_args(args: JSONValue, limit_bytes: int) -> tuple[JSONValue, str]:
-    """Return ``(args, json_text)``; args must be a JSON object or array within the limit."""
+def validate_args(args: JSONValue, limit_bytes: int, *, copy: bool = True) -> tuple[JSONValue, str]:
+    """Return ``(args, json_text)``; args must be a JSON object or array within the limit.
+
+    The args returned are read back from the text (a copy, as stored), unless
+    ``copy`` is false: then they are the args given (parsed, if given as text) and
+    only the text stands for them."""
     if args is None:
         args = {}
     if isinstance(args, bytes):
@@ -85,20 +124,28 @@ def validate_args(args: JSONValue, limit_bytes: int) -> tuple[JSONValue, str]:
         )
     if not args:  # no arguments: nothing to walk, encode or measure
         return ({}, "{}") if isinstance(args, dict) else ([], "[]")
-    _depth_and_finite(args)
-    text = dump_json(args)
-    try:
-        size = len(text.encode())
-    except UnicodeEncodeError:
-        raise InvalidInput(
-            "Args contain a lone surrogate character, which is not valid Unicode text."
-        ) from None
+    text = None
+    if _plain(args):
+        with contextlib.suppress(ValueError):  # NaN, infinite, an integer past the limit
+            text = _dump(args)
+    if text is None:  # something to refuse, probably: said as the full walk says it
+        _depth_and_finite(args)
+        text = dump_json(args)
+    if text.isascii():
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                "Args contain a lone surrogate character, which is not valid Unicode text."
+            ) from None
     if size > limit_bytes:
         raise InvalidInput(
             f"Args are {size} bytes, more than the limit of {limit_bytes} bytes "
             "(TASKTABLE_MAX_ARGS_BYTES)."
         )
-    return json.loads(text), text
+    return (_load(text) if copy else args), text
 
 
 def validate_name(name: str) -> str:
