@@ -20,11 +20,14 @@ from tasktable.worker.protocol import (
     Done,
     FrameReader,
     LogLine,
+    Skipped,
     decode_event,
     decode_message,
     encode_done,
     encode_event,
     encode_run,
+    encode_skipped,
+    frame,
     task_from_run,
 )
 
@@ -122,6 +125,19 @@ def test_a_plain_success_is_a_short_message() -> None:
         Done(task_id=5, outcome=Outcome(status=TaskStatus.SUCCESS, messages=()), saw_cancel=False)
     )
     assert raw == b'["done",5,false]'
+
+
+def test_skipped_round_trips_in_both_forms() -> None:
+    skipped = Skipped(task_id=9)
+    assert encode_skipped(skipped) == b'["skipped",9]'
+    assert decode_event(encode_skipped(skipped)) == skipped
+    assert decode_event(encode_event(skipped)) == skipped
+
+
+def test_frames_written_together_read_as_connection_frames(pipe: tuple[Any, Any]) -> None:
+    reader, writer = pipe
+    os.write(writer.fileno(), frame(b"one") + frame(b"") + frame(b"three"))
+    assert [reader.recv_bytes() for _ in range(3)] == [b"one", b"", b"three"]
 
 
 def test_an_unknown_array_is_refused() -> None:

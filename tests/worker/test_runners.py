@@ -29,7 +29,7 @@ from tasktable.core.status import TaskStatus
 from tasktable.core.task import Task
 from tasktable.settings import Settings
 from tasktable.worker import runners
-from tasktable.worker.protocol import Done, Event, Started
+from tasktable.worker.protocol import Done, Event, LogLine, Skipped, Started
 from tasktable.worker.runners import ProcessRunner, RunnerDied, ThreadRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -476,3 +476,94 @@ def test_only_a_handler_with_a_timeout_says_started(kind: str) -> None:
         assert [type(e) for e in timed[1:]] == [Done]
     finally:
         runner.close()
+
+
+# -- several tasks per write (ProcessRunner.begin(task, then=...)) ----------------------
+def events_until(runner: ProcessRunner, count: int, timeout: float = 30) -> list[Event]:
+    """Events until ``count`` tasks have ended (Done or Skipped)."""
+    events: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while sum(isinstance(e, Done | Skipped) for e in events) < count:
+        assert time.monotonic() < deadline, f"so far: {events}"
+        event = runner.next_event(1.0)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def ended(events: list[Event]) -> list[tuple[str, int]]:
+    return [(type(e).__name__, e.task_id) for e in events if isinstance(e, Done | Skipped)]
+
+
+def test_tasks_sent_together_run_one_after_another(process_runner: ProcessRunner) -> None:
+    then = [a_task("Introspect", 2), a_task("Nap", 3, seconds=0.05), a_task("Introspect", 4)]
+    process_runner.begin(a_task("Introspect", 1), then=then)
+    assert [t.id for t in process_runner.sent] == [1, 2, 3, 4]
+    events = events_until(process_runner, 4)
+    assert ended(events) == [("Done", 1), ("Done", 2), ("Done", 3), ("Done", 4)]
+    started = [i for i, e in enumerate(events) if isinstance(e, Started)]
+    done_2 = next(i for i, e in enumerate(events) if isinstance(e, Done) and e.task_id == 2)
+    assert len(started) == 1 and started[0] > done_2  # task 3 started after 2 ended
+    assert not process_runner.sent and process_runner.unstarted() == []
+    pids = {facts(e)["pid"] for e in events if isinstance(e, Done) and e.task_id != 3}
+    assert pids == {process_runner.pid}
+    assert facts(run(process_runner, a_task("Introspect", 5))[0])["pid"] == process_runner.pid
+
+
+@pytest.mark.parametrize("killed_in", [1, 2])
+def test_a_killed_slot_process_gives_back_the_tasks_it_never_started(killed_in: int) -> None:
+    runner = ProcessRunner("t", Settings())
+    try:
+        runner.ensure_started()
+        pid = runner.pid
+        assert pid is not None
+        if killed_in == 1:
+            first, then = a_task("Nap", 1, seconds=60), [a_task("Introspect", 2)]
+        else:
+            first, then = a_task("Introspect", 1), [a_task("Nap", 2, seconds=60)]
+        then.append(a_task("Introspect", 3))
+        runner.begin(first, then=then)
+        events: list[Event] = []
+        while not any(isinstance(e, Started) for e in events):
+            event = runner.next_event(30)
+            assert event is not None
+            events.append(event)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(RunnerDied, match="killed by signal SIGKILL"):
+            for _ in range(30):
+                event = runner.next_event(1.0)
+                if event is not None:
+                    events.append(event)
+        assert ended(events) == [("Done", i) for i in range(1, killed_in)]
+        # The one it was running died with it; those after it never started.
+        assert [t.id for t in runner.unstarted()] == list(range(killed_in + 1, 4))
+        assert runner.unstarted() == []  # handed over once
+        runner.ensure_started()
+        assert runner.pid != pid
+        assert facts(run(runner, a_task("Introspect", 3))[0])["pid"] == runner.pid
+    finally:
+        runner.close()
+
+
+def test_stopping_a_run_gives_back_the_tasks_sent_after_it(process_runner: ProcessRunner) -> None:
+    process_runner.begin(a_task("Nap", 1, seconds=60), then=[a_task("Introspect", 2)])
+    assert isinstance(process_runner.next_event(30), Started)
+    assert process_runner.stop_task(2.0) in ("stopped with SIGTERM", "killed with SIGKILL")
+    assert [t.id for t in process_runner.unstarted()] == [2]
+    process_runner.ensure_started()
+    assert facts(run(process_runner, a_task("Introspect", 2))[0])["pid"] == process_runner.pid
+
+
+def test_on_hold_a_slot_process_starts_none_of_the_tasks_waiting(
+    process_runner: ProcessRunner,
+) -> None:
+    then = [a_task("Introspect", 2), a_task("Introspect", 3)]
+    process_runner.begin(a_task("Nap", 1, seconds=0.3), then=then)
+    assert isinstance(process_runner.next_event(30), Started)
+    process_runner.hold()
+    events = events_until(process_runner, 3)
+    assert ended(events) == [("Done", 1), ("Skipped", 2), ("Skipped", 3)]
+    assert not any(isinstance(e, LogLine) for e in events)  # Introspect never ran
+    assert not process_runner.sent and process_runner.unstarted() == []
+    # The next begin lifts the hold.
+    assert facts(run(process_runner, a_task("Introspect", 2))[0])["pid"] == process_runner.pid

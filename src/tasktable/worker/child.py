@@ -39,10 +39,12 @@ from .protocol import (
     FrameReader,
     LogLine,
     Report,
+    Skipped,
     Started,
     decode_message,
     encode_done,
     encode_event,
+    encode_skipped,
     task_from_json,
     task_from_run,
 )
@@ -58,7 +60,12 @@ class Channel:
         self.lock = threading.Lock()
 
     def send(self, event: Event) -> None:
-        raw = encode_done(event) if isinstance(event, Done) else encode_event(event)
+        if isinstance(event, Done):
+            raw = encode_done(event)
+        elif isinstance(event, Skipped):
+            raw = encode_skipped(event)
+        else:
+            raw = encode_event(event)
         with self.lock:
             self.conn.send_bytes(raw)
 
@@ -207,11 +214,14 @@ def child_main(
     cancel_flag: Any,
     terminate_flag: Any,
     events: Connection | None = None,
+    hold_flag: Any = None,
 ) -> None:
     """The slot process's entry point (started by :class:`~.runners.ProcessRunner`).
 
     Commands come in on ``conn``; events go out on ``events`` (a pipe of their
     own), or on ``conn`` too when it is a duplex connection and ``events`` None.
+    Runs come one after another, several of them queued in the pipe at times; while
+    the parent sets ``hold_flag``, each run read is answered ``Skipped``, not started.
     """
     _install_signals(terminate_flag)
     _die_with_parent(int(config["parent_pid"]))
@@ -232,6 +242,10 @@ def child_main(
         command = decode_message(raw)
         if isinstance(command, dict) and command.get("op") != "run":  # "stop"
             break
+        if hold_flag is not None and hold_flag.value:
+            task_id = command[1] if isinstance(command, list) else command["task"]["id"]
+            channel.send(Skipped(task_id=int(task_id)))
+            continue
         try:
             _run_one(channel, command, cancel_flag, allowlist, max_file_bytes, loop)
         except SystemExit as exc:  # stopped by the worker (SIGTERM): the handler's finally ran

@@ -9,7 +9,9 @@ On the pipe, each message is one frame in :class:`multiprocessing.connection.
 Connection`'s format (a 4-byte big-endian length, then the JSON). The two
 messages of every run, the ``run`` command and its ``Done`` event, travel as
 JSON arrays, fields in a fixed order (:func:`encode_run`, :func:`encode_done`):
-cheaper to build and parse than objects. Every other message (the hello,
+cheaper to build and parse than objects. Several ``run`` commands may be sent
+in one write: the slot process runs them in order, each as soon as the one
+before has said ``Done`` (``["skipped", id]`` for one it was told not to start). Every other message (the hello,
 ``stop``, ``Started``, ``Report``, ``Attach``, ``LogLine``) is a JSON object
 with an ``op``; :func:`decode_event` reads both forms. :class:`FrameReader`
 reads frames from a file descriptor, taking several per ``read`` when they
@@ -70,6 +72,15 @@ class Done:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Skipped:
+    """A task queued behind another in a slot process (``ProcessRunner.begin(task,
+    then=...)``) that the process did not start, because the worker asked it to hold
+    (``ProcessRunner.hold``): it never ran."""
+
+    task_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogLine:
     """A log record of the child process, written to the worker's log."""
 
@@ -78,7 +89,7 @@ class LogLine:
     text: str
 
 
-Event = Started | Report | Attach | Done | LogLine
+Event = Started | Report | Attach | Done | Skipped | LogLine
 
 
 # -- JSON forms -------------------------------------------------------------------
@@ -185,6 +196,8 @@ def encode_event(event: Event) -> bytes:
             "outcome": outcome_to_json(event.outcome),
             "saw_cancel": event.saw_cancel,
         }
+    elif isinstance(event, Skipped):
+        data = {"op": "skipped", "task_id": event.task_id}
     else:
         data = {"op": "log", "level": event.level, "name": event.name, "text": event.text}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -217,6 +230,8 @@ def decode_event(raw: bytes) -> Event:
             outcome=outcome_from_json(data["outcome"]),
             saw_cancel=bool(data["saw_cancel"]),
         )
+    if op == "skipped":
+        return Skipped(task_id=int(data["task_id"]))
     if op == "log":
         return LogLine(level=int(data["level"]), name=str(data["name"]), text=str(data["text"]))
     raise ValueError(f"unknown event {op!r}")
@@ -383,7 +398,13 @@ def encode_done(event: Done) -> bytes:
     ).encode("utf-8")
 
 
+def encode_skipped(event: Skipped) -> bytes:
+    return _dumps(["skipped", event.task_id]).encode("utf-8")
+
+
 def _event_from_array(data: list[Any]) -> Event:
+    if data[0] == "skipped":
+        return Skipped(task_id=data[1])
     if data[0] != "done":
         raise ValueError(f"unknown event {data[0]!r}")
     if len(data) == 3:
@@ -414,6 +435,14 @@ def decode_message(raw: bytes) -> list[Any] | dict[str, Any]:
 
 # -- framing -------------------------------------------------------------------------
 _READ_SIZE = 1 << 16
+
+
+def frame(raw: bytes) -> bytes:
+    """``raw`` with its header, as ``Connection.send_bytes`` writes it."""
+    size = len(raw)
+    if size > 0x7FFFFFFF:
+        return b"\xff\xff\xff\xff" + size.to_bytes(8, "big") + raw
+    return size.to_bytes(4, "big") + raw
 
 
 class FrameReader:

@@ -29,7 +29,8 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -44,10 +45,12 @@ from .protocol import (
     Event,
     FrameReader,
     Report,
+    Skipped,
     Started,
     decode_event,
     encode_command,
     encode_run,
+    frame,
 )
 
 log = logging.getLogger("tasktable.worker")
@@ -135,6 +138,12 @@ def _cli_main_hidden() -> Iterator[None]:
             main.__file__ = path
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class RunnerDied(Exception):
     """The runner's process ended while running a task (or could not start).
 
@@ -199,11 +208,16 @@ class ProcessRunner:
             "verbose": verbose,
         }
         self.process: BaseProcess | None = None
+        #: Tasks sent to the process and not ended (no Done or Skipped read yet), in
+        #: order: the first runs (or is about to), the others wait in the pipe.
+        self.sent: deque[Task] = deque()
         self.conn: Connection | None = None  # commands to the child
         self.events: Connection | None = None  # events from the child, read by ``frames``
         self.frames: FrameReader | None = None
         self.cancel_flag: Any = None
         self.terminate_flag: Any = None
+        self.hold_flag: Any = None
+        self.lost: list[Task] = []  # see unstarted()
         self.started = 0  # processes started, for logs and tests
 
     @property
@@ -225,10 +239,18 @@ class ProcessRunner:
         from_child, events = self.ctx.Pipe(duplex=False)
         self.cancel_flag = self.ctx.RawValue("q", 0)
         self.terminate_flag = self.ctx.RawValue("b", 0)
+        self.hold_flag = self.ctx.RawValue("b", 0)
         try:
             process = self._start(
                 child_main,
-                (commands, self.config, self.cancel_flag, self.terminate_flag, events),
+                (
+                    commands,
+                    self.config,
+                    self.cancel_flag,
+                    self.terminate_flag,
+                    events,
+                    self.hold_flag,
+                ),
             )
         except RunnerDied:
             for end in (commands, to_child, from_child, events):
@@ -278,14 +300,36 @@ class ProcessRunner:
             process.start()
         return process
 
-    def begin(self, task: Task) -> None:
+    def begin(self, task: Task, then: Sequence[Task] = ()) -> None:
+        """Start ``task``; the process runs each of ``then`` after it, in order, as
+        soon as the one before has ended (its ``Done`` read here means the next has
+        started), unless :meth:`hold` is called first. One write for all of them.
+
+        When the process dies, the task it was running fails with it, and those of
+        ``then`` it had not reached are in :meth:`unstarted`."""
         if self.conn is None:
             raise RunnerDied("not running")
         self.cancel_flag.value = 0
+        self.hold_flag.value = 0
+        tasks = (task, *then)
+        data = b"".join([frame(encode_run(t)) for t in tasks])
+        self.sent.clear()
+        self.sent.extend(tasks)
         try:
-            self.conn.send_bytes(encode_run(task))
+            _write_all(self.conn.fileno(), data)
         except (OSError, ValueError) as exc:
             raise RunnerDied(self._death()) from exc
+
+    def hold(self) -> None:
+        """Start none of the tasks waiting in the process: each is answered ``Skipped``."""
+        if self.hold_flag is not None:
+            self.hold_flag.value = 1
+
+    def unstarted(self) -> list[Task]:
+        """After the process died or was stopped: the tasks sent that it never
+        started (all sent but the first, which failed or was stopped with it)."""
+        tasks, self.lost = self.lost, []
+        return tasks
 
     def next_event(self, timeout: float) -> Event | None:
         frames = self.frames
@@ -299,7 +343,10 @@ class ProcessRunner:
             if self.process is not None and not self.process.is_alive():
                 raise RunnerDied(self._death())
             return None
-        return decode_event(raw)
+        event = decode_event(raw)
+        if isinstance(event, Done | Skipped) and self.sent and self.sent[0].id == event.task_id:
+            self.sent.popleft()
+        return event
 
     def _death(self) -> str:
         process = self.process
@@ -341,6 +388,10 @@ class ProcessRunner:
                     conn.close()
         self.conn = self.events = None
         self.frames = None
+        if self.sent:
+            self.sent.popleft()  # it failed, or was stopped, with its process
+            self.lost.extend(self.sent)
+            self.sent.clear()
         if self.process is not None:
             if not self.process.is_alive():
                 with contextlib.suppress(ValueError):
