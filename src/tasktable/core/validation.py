@@ -65,6 +65,31 @@ _STR_ONLY = frozenset({str})
 #: json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False) without
 #: building an encoder at every call.
 _dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"a {type(value).__name__} cannot be stored")
+
+
+def _dump_plain_of() -> Any:
+    """``_dump`` of what :func:`_plain` accepted, as json's C encoder itself: without
+    ``JSONEncoder.encode``'s set-up at every call (half the time of a small object),
+    nor its check for cycles (an accepted value is at most ``MAX_JSON_DEPTH`` deep)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    quote = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or quote is None:  # no C speed-ups in this Python
+        return _dump
+    encoder = make(None, _refuse, quote, None, ":", ",", False, False, False)
+    join = "".join
+
+    def dump(value: Any) -> str:
+        text: str = join(encoder(value, 0))
+        return text
+
+    return dump
+
+
+_dump_plain = _dump_plain_of()
 _load = json.JSONDecoder().decode
 
 
@@ -127,7 +152,7 @@ def validate_args(args: JSONValue, limit_bytes: int, *, copy: bool = True) -> tu
     text = None
     if _plain(args):
         with contextlib.suppress(ValueError):  # NaN, infinite, an integer past the limit
-            text = _dump(args)
+            text = _dump_plain(args)
     if text is None:  # something to refuse, probably: said as the full walk says it
         _depth_and_finite(args)
         text = dump_json(args)
