@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter
 from datetime import timedelta
+
+import pytest
 
 from tasktable import TaskTable
 from tasktable.core.status import TaskStatus
@@ -132,6 +135,10 @@ def test_every_task_is_claimed_exactly_once_by_concurrent_claimers(
                     mine.extend(t.id for t in batch)
                     if not batch and table.count(status="pending") == 0:
                         return
+                    # As a worker between claims (it runs what it claimed): SQLite's
+                    # lock waiters poll, and a claimer that never pauses can take the
+                    # whole table before they look again.
+                    time.sleep(0.001)
                 raise AssertionError("claimers did not drain the table in time")
         except BaseException as exc:
             errors.append(exc)
@@ -179,3 +186,34 @@ def test_a_claim_with_alive_within_needs_a_fresh_worker_row(table: TaskTable) ->
     assert claimed.claim_token is not None and claimed.executed_at is not None
     assert claimed.executed_at.tzinfo is not None
     assert table.get(task.id) == claimed
+
+
+@pytest.mark.parametrize("queue_count", [3, 40])
+def test_claim_order_across_many_queues_and_priorities(table: TaskTable, queue_count: int) -> None:
+    # SQLite reads each queue in index order up to 32 queues, and sorts every pending row
+    # past that: both give the one order, priority then id, due tasks only.
+    rng = random.Random(queue_count)
+    queues = [f"q{i}" for i in range(queue_count)]
+    items: list[dict[str, object]] = [
+        {
+            "handler": ECHO,
+            "queue": rng.choice(queues),
+            "priority": rng.randint(-2, 2),
+            **({"delay": "1h"} if rng.random() < 0.2 else {}),
+        }
+        for _ in range(150)
+    ]
+    tasks = table.enqueue_many(items)
+    due = [t for t in tasks if t.run_at <= t.created_at]
+    worker = register(table)
+    served = queues[: queue_count // 2 + 1]
+    expected = [t.id for t in sorted(due, key=lambda t: (-t.priority, t.id)) if t.queue in served]
+    got = []
+    while batch := table.storage.claim(worker, served, 7):
+        got += [t.id for t in batch]
+    assert got == expected
+    rest = [t.id for t in sorted(due, key=lambda t: (-t.priority, t.id)) if t.queue not in served]
+    got = []
+    while batch := table.storage.claim(worker, (), 9):
+        got += [t.id for t in batch]
+    assert got == rest

@@ -44,6 +44,18 @@ UPDATE tasktable_task
 RETURNING {columns}
 """
 
+# SQLite has no SKIP LOCKED and one writer at a time; what costs is finding the rows.
+# The claim index is (status, queue, priority DESC, id): in one queue, the pending rows
+# come in claim order, so each queue served gives its first ``limit`` due rows (an index
+# range read that stops there) and the claim takes the first ``limit`` of those. A plain
+# "ORDER BY priority DESC, id" over several queues reads and sorts every pending row of
+# them: the whole backlog, on each claim. The queues ({levels}): those given
+# (``_SQLITE_GIVEN``), or those with pending rows, found by a walk of the index
+# (``_SQLITE_EVERY_QUEUE``, one seek per queue). Past ``_SQLITE_MAX_LEVELS`` queues the
+# reads per queue would cost more than the sort: the plain form runs instead (each half
+# of the UNION has a LIMIT of 0 unless it is the one to run: it reads no row).
+_SQLITE_MAX_LEVELS = 32
+
 _SQLITE_CLAIM = """
 UPDATE tasktable_task
    SET status = 'running', worker = :worker, claim_token = :token,
@@ -52,13 +64,37 @@ UPDATE tasktable_task
        heartbeat_at = strftime('%Y-%m-%d %H:%M:%f000', 'now'),
        cancel_requested = 0, progress_done = NULL, progress_total = NULL
  WHERE id IN (
-       SELECT id FROM tasktable_task
-        WHERE status = 'pending'
-          AND run_at <= strftime('%Y-%m-%d %H:%M:%f000', 'now') {queues} {alive}
-        ORDER BY priority DESC, id
-        LIMIT :limit)
+       WITH {levels}
+       SELECT id FROM (
+              SELECT c.id FROM levels AS l JOIN tasktable_task AS c ON c.id IN (
+                     SELECT d.id FROM tasktable_task AS d
+                      WHERE d.status = 'pending' AND d.queue = l.queue
+                        AND d.run_at <= strftime('%Y-%m-%d %H:%M:%f000', 'now') {alive}
+                      ORDER BY d.priority DESC, d.id
+                      LIMIT :limit)
+               ORDER BY c.priority DESC, c.id
+               LIMIT CASE WHEN (SELECT COUNT(queue) FROM levels) <= {max_levels}
+                          THEN :limit ELSE 0 END)
+       UNION ALL
+       SELECT id FROM (
+              SELECT id FROM tasktable_task
+               WHERE status = 'pending'
+                 AND run_at <= strftime('%Y-%m-%d %H:%M:%f000', 'now') {queues} {alive}
+               ORDER BY priority DESC, id
+               LIMIT CASE WHEN (SELECT COUNT(queue) FROM levels) > {max_levels}
+                          THEN :limit ELSE 0 END))
 RETURNING {columns}
 """
+
+_SQLITE_EVERY_QUEUE = """RECURSIVE levels(queue, n) AS (
+            SELECT MIN(queue), 1 FROM tasktable_task WHERE status = 'pending'
+            UNION ALL
+            SELECT (SELECT MIN(q.queue) FROM tasktable_task AS q
+                     WHERE q.status = 'pending' AND q.queue > l.queue), l.n + 1
+              FROM levels AS l
+             WHERE l.queue IS NOT NULL AND l.n <= {max_levels})"""
+
+_SQLITE_GIVEN = "levels(queue) AS (SELECT DISTINCT column1 FROM (VALUES {marks}))"
 
 # MariaDB/MySQL lock every row a filesort reads: "ORDER BY priority DESC, id ... FOR
 # UPDATE SKIP LOCKED" locked all due rows, so a concurrent claim found them all locked and
@@ -140,14 +176,13 @@ class Claimer:
 
 
 class ReturningClaimer(Claimer):
-    """PostgreSQL and SQLite: one ``UPDATE ... RETURNING``."""
+    """PostgreSQL (and SQLite, see :class:`SQLiteClaimer`): one ``UPDATE ... RETURNING``."""
 
     def __init__(self, sql: str, alive: str, capabilities: Capabilities) -> None:
         self.sql = sql
         self.alive = alive
         self.capabilities = capabilities
         self._cache: dict[tuple[bool, bool], Any] = {}
-        self._driver: dict[tuple[int, bool], str] = {}
 
     def claim(
         self,
@@ -168,37 +203,6 @@ class ReturningClaimer(Claimer):
         rows = conn.execute(stmt, params).mappings().all()
         return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
 
-    def claim_values(
-        self,
-        conn: Connection,
-        worker: str,
-        token: str,
-        queues: Sequence[str],
-        limit: int,
-        alive_within: float | None = None,
-    ) -> list[Sequence[Any]]:
-        """SQLite: :meth:`claim` as the driver's statement (``exec_driver_sql``: the
-        same SQL, no SQLAlchemy compiling or row processing); rows in the claim's order
-        as tuples, columns in table order (``rows.task_from_values``)."""
-        key = (len(queues), alive_within is not None)
-        sql = self._driver.get(key)
-        if sql is None:
-            marks = ", ".join(f":queue_{i}" for i in range(len(queues)))
-            sql = self.sql.format(
-                queues=f"AND queue IN ({marks})" if queues else "",
-                columns=_COLUMNS,
-                alive=self.alive if alive_within is not None else "",
-            )
-            self._driver[key] = sql
-        params: dict[str, Any] = {"worker": worker, "token": token, "limit": limit}
-        for i, name in enumerate(queues):
-            params[f"queue_{i}"] = name
-        if alive_within is not None:
-            params["alive"] = self._alive_param(alive_within)
-        rows: list[Sequence[Any]] = list(conn.exec_driver_sql(sql, params).all())
-        rows.sort(key=_claim_order)
-        return rows
-
     def params(
         self,
         worker: str,
@@ -218,6 +222,94 @@ class ReturningClaimer(Claimer):
         if self.capabilities.listen_notify:  # PostgreSQL: make_interval(secs => ...)
             return float(seconds)
         return f"-{seconds:.3f} seconds"  # SQLite: a strftime modifier
+
+
+class SQLiteClaimer(ReturningClaimer):
+    """SQLite: one ``UPDATE ... RETURNING`` that reads each queue's rows in index order
+    (``_SQLITE_CLAIM``); the queues given become numbered parameters."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            _SQLITE_CLAIM,
+            _SQLITE_ALIVE,
+            Capabilities(
+                skip_locked=False,
+                update_returning=True,
+                listen_notify=False,
+                concurrent_writers=False,
+                same_host_wakeup=True,
+            ),
+        )
+        self._driver: dict[tuple[int, bool], str] = {}
+        self._typed: dict[tuple[int, bool], Any] = {}
+
+    def driver_sql(self, queues: int, alive: bool) -> str:
+        """The claim's text for ``queues`` named queues (0: every queue)."""
+        key = (queues, alive)
+        sql = self._driver.get(key)
+        if sql is None:
+            names = [f":queue_{i}" for i in range(queues)]
+            given = _SQLITE_GIVEN.format(marks=", ".join(f"({n})" for n in names))
+            every = _SQLITE_EVERY_QUEUE.format(max_levels=_SQLITE_MAX_LEVELS)
+            sql = self._driver[key] = self.sql.format(
+                levels=given if queues else every,
+                queues=f"AND queue IN ({', '.join(names)})" if queues else "",
+                max_levels=_SQLITE_MAX_LEVELS,
+                columns=_COLUMNS,
+                alive=self.alive if alive else "",
+            )
+        return sql
+
+    def params(
+        self,
+        worker: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"worker": worker, "token": token, "limit": limit}
+        for i, name in enumerate(queues):
+            params[f"queue_{i}"] = name
+        if alive_within is not None:
+            params["alive"] = self._alive_param(alive_within)
+        return params
+
+    def claim(
+        self,
+        conn: Connection,
+        worker: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None = None,
+    ) -> Sequence[Mapping[Any, Any]]:
+        """Through SQLAlchemy (typed rows by column name)."""
+        key = (len(queues), alive_within is not None)
+        stmt = self._typed.get(key)
+        if stmt is None:
+            stmt = self._typed[key] = text(self.driver_sql(*key)).columns(*task_table.c)
+        params = self.params(worker, token, queues, limit, alive_within)
+        rows = conn.execute(stmt, params).mappings().all()
+        return sorted(rows, key=lambda r: (-r["priority"], r["id"]))
+
+    def claim_values(
+        self,
+        conn: Connection,
+        worker: str,
+        token: str,
+        queues: Sequence[str],
+        limit: int,
+        alive_within: float | None = None,
+    ) -> list[Sequence[Any]]:
+        """:meth:`claim` as the driver's statement (``exec_driver_sql``: the same SQL,
+        no SQLAlchemy compiling or row processing); rows in the claim's order as
+        tuples, columns in table order (``rows.task_from_values``)."""
+        sql = self.driver_sql(len(queues), alive_within is not None)
+        params = self.params(worker, token, queues, limit, alive_within)
+        rows: list[Sequence[Any]] = list(conn.exec_driver_sql(sql, params).all())
+        rows.sort(key=_claim_order)
+        return rows
 
 
 class MySQLClaimer(Claimer):
@@ -308,14 +400,4 @@ def claimer_for(dialect_name: str) -> Claimer:
         )
     if dialect_name in ("mysql", "mariadb"):
         return MySQLClaimer()
-    return ReturningClaimer(
-        _SQLITE_CLAIM,
-        _SQLITE_ALIVE,
-        Capabilities(
-            skip_locked=False,
-            update_returning=True,
-            listen_notify=False,
-            concurrent_writers=False,
-            same_host_wakeup=True,
-        ),
-    )
+    return SQLiteClaimer()

@@ -30,7 +30,7 @@ from ..core.status import TaskStatus
 from ..core.task import ActionLink, Message, Progress, Task
 from ..errors import InvalidTransition
 from .base import Outcome, WorkerInfo
-from .claim import ReturningClaimer
+from .claim import ReturningClaimer, SQLiteClaimer
 from .hot import (
     FINISH_KEYS,
     PG_FINISH_MANY,
@@ -141,7 +141,7 @@ class WorkerSide(SQLBase):
         alive_within: float | None,
     ) -> list[Task]:
         """SQLite's claim as the driver's statement, rows straight to Tasks."""
-        assert isinstance(self.claimer, ReturningClaimer)
+        assert isinstance(self.claimer, SQLiteClaimer)
         rows = self.claimer.claim_values(conn, worker_id, token, queues, limit, alive_within)
         return [task_from_values(r, sqlite_time) for r in rows]
 
