@@ -102,16 +102,37 @@ def task_from_values(values: Sequence[Any], when: Callable[[Any], datetime | Non
     )
 
 
-def sqlite_time(value: Any) -> datetime | None:
-    """SQLite's stored text (as SQLAlchemy or SQL functions wrote it) to aware UTC."""
-    if value is None:
-        return None
-    return _str_to_datetime(value).replace(tzinfo=UTC)  # type: ignore[no-any-return]
+def sqlite_times() -> Callable[[Any], datetime | None]:
+    """A converter of SQLite's stored time text (as SQLAlchemy or SQL functions wrote
+    it) to aware UTC, for one batch of rows: the claim's times repeat (``executed_at``
+    and ``heartbeat_at`` are one "now", ``run_at`` is ``created_at`` unless delayed),
+    so each distinct text is parsed once (datetimes are immutable: shared safely)."""
+    seen: dict[Any, datetime | None] = {None: None}
+
+    def when(value: Any) -> datetime | None:
+        try:
+            return seen[value]
+        except KeyError:
+            parsed: datetime = _str_to_datetime(value).replace(tzinfo=UTC)
+            seen[value] = parsed
+            return parsed
+
+    return when
 
 
-def aware_time(value: Any) -> datetime | None:
-    """A driver's timezone-aware datetime (PostgreSQL) in UTC."""
-    return None if value is None else value.astimezone(UTC)
+def aware_times() -> Callable[[Any], datetime | None]:
+    """The same for a driver's timezone-aware datetimes (PostgreSQL): in UTC."""
+    seen: dict[Any, datetime | None] = {None: None}
+
+    def when(value: Any) -> datetime | None:
+        try:
+            return seen[value]
+        except KeyError:
+            converted: datetime = value.astimezone(UTC)
+            seen[value] = converted
+            return converted
+
+    return when
 
 
 def task_from_row(row: Mapping[Any, Any], files: tuple[TaskFile, ...] = ()) -> Task:

@@ -44,9 +44,9 @@ from .hot import (
 from .plumbing import SQLBase
 from .rows import (
     action_link_json,
-    aware_time,
+    aware_times,
     messages_json,
-    sqlite_time,
+    sqlite_times,
     task_from_row,
     task_from_values,
 )
@@ -143,7 +143,8 @@ class WorkerSide(SQLBase):
         """SQLite's claim as the driver's statement, rows straight to Tasks."""
         assert isinstance(self.claimer, SQLiteClaimer)
         rows = self.claimer.claim_values(conn, worker_id, token, queues, limit, alive_within)
-        return [task_from_values(r, sqlite_time) for r in rows]
+        when = sqlite_times()
+        return [task_from_values(r, when) for r in rows]
 
     def _fence(self, task: Task) -> Any:
         _claimed(task)
@@ -229,7 +230,8 @@ class WorkerSide(SQLBase):
                     sql, _PG_FINISH_AND_CLAIM.params(items, params), self.hot_engine
                 )
                 written, values = _PG_FINISH_AND_CLAIM.values(raw)
-                tasks = [task_from_values(v, aware_time) for v in values]
+                when = aware_times()
+                tasks = [task_from_values(v, when) for v in values]
             else:
                 with self._one_statement() as conn:
                     written, rows = _PG_FINISH_AND_CLAIM.run(conn, items, params, **shape)
