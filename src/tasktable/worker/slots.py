@@ -87,7 +87,9 @@ class Slot:
         self.run: Run | None = None
         self.tasks_done = 0
         self.restarts = 0
-        self._mail: queue.Queue[Task | None] = queue.Queue()  # None: wake up and look
+        # None: wake up and look. SimpleQueue: a put is one C call (Queue.put takes a
+        # lock and a condition): the claim loop hands each task it starts through here.
+        self._mail: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self.thread = threading.Thread(
             target=self._loop, name=f"tasktable-{self.name}", daemon=True
         )
