@@ -72,6 +72,7 @@ def drain(db: Database, sizes: Sizes, *, workers: int, mode: str | None) -> Resu
         procs = [
             spawn_worker(db.url, slots=sizes.slots, mode=mode, burst=True) for _ in range(workers)
         ]
+        cpu.track(p.pid for p in procs)
         wait_all(procs, sizes.timeout)
         cpu_used = cpu.result(sizes.drain)
         times = finished_times(table, sizes.drain)

@@ -98,16 +98,26 @@ def test_tiny_enqueue_run_writes_json_and_markdown(
     assert path.with_suffix(".md").read_text() in capsys.readouterr().out
 
 
-def test_cpu_window_counts_waited_for_children() -> None:
+def test_cpu_window_counts_the_tracked_process_trees() -> None:
     import subprocess
     import sys
 
     from bench.cpu import CpuWindow
 
     window = CpuWindow.start()
-    burn = "import time\nwhile time.process_time() < 0.3: pass\n"
-    subprocess.run([sys.executable, "-c", burn], check=True, timeout=60)
+    # A parent that burns 0.2 s of CPU and a grandchild that burns 0.3 s: both count.
+    burn = "import time\nwhile time.process_time() < {}: pass\n"
+    parent = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {burn.format(0.3)!r}])\n"
+        f"exec({burn.format(0.2)!r})\n"
+        "child.wait()\n"
+        "time.sleep(0.3)\n"  # a last sample sees both before they are gone
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    window.track([proc.pid])
+    proc.wait(timeout=60)
     used = window.result(tasks=1000)
-    assert used["worker_cpu_s"] >= 0.3
+    assert used["worker_cpu_s"] >= 0.45
     assert used["worker_cpu_us_per_task"] == pytest.approx(used["worker_cpu_s"] * 1000)
     assert 0.0 <= used["cpu_busy"] <= 1.0
