@@ -63,12 +63,20 @@ task_table = Table(
     Column("lost_count", Integer(), nullable=False, server_default=text("0")),
     # migration 0003: False when the handler must not run again after a lost worker
     Column("rerun_on_loss", Boolean(), nullable=False, server_default=true()),
-    Index("ix_tasktable_task_claim", "status", "queue", "priority", "id"),
     Index("ix_tasktable_task_status_finished", "status", "finished_at"),
     Index("ix_tasktable_task_status_heartbeat", "status", "heartbeat_at"),
     Index("ix_tasktable_task_created", "created_at"),
     Index("ux_tasktable_task_active_key", "active_key", unique=True),
     sqlite_autoincrement=True,
+)
+# The claim's index, as the migrations create it: each queue's due rows in claim order
+# (priority high to low, then id), which the claims read in index order.
+Index(
+    "ix_tasktable_task_claim",
+    task_table.c.status,
+    task_table.c.queue,
+    task_table.c.priority.desc(),
+    task_table.c.id,
 )
 
 file_table = Table(
