@@ -131,40 +131,8 @@ class TaskTable:
         verify: bool = True,
     ) -> NewTask:
         """Validate everything about a task without writing it."""
-        return self._prepare(
-            self.settings.handlers.check(handler_path(handler)),
-            args,
-            name=name,
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            timeout=timeout,
-            unique_key=unique_key,
-            rerun_on_loss=rerun_on_loss,
-            verify=verify,
-        )
-
-    def _prepare(
-        self,
-        path: str,
-        args: Any = None,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        delay: str | float | timedelta | None = None,
-        run_at: str | datetime | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
-        unique_key: str | None = None,
-        rerun_on_loss: bool | None = None,
-        verify: bool = True,
-    ) -> NewTask:
-        """:meth:`prepare` of a handler path already checked against the allowlist."""
         return self._prepare_text(
-            path,
+            self.settings.handlers.check(handler_path(handler)),
             args,
             name=name,
             queue=queue,
@@ -194,7 +162,8 @@ class TaskTable:
         rerun_on_loss: bool | None = None,
         verify: bool = True,
     ) -> tuple[NewTask, str]:
-        """:meth:`_prepare`, and the args as JSON text."""
+        """:meth:`prepare` of a handler path already checked against the allowlist, and
+        the args as JSON text."""
         default_name, default_attempts, default_timeout = None, None, None
         default_rerun = True
         if verify:

@@ -8,6 +8,7 @@ it moves from, and a worker's writes name its claim token.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Sequence
@@ -208,35 +209,8 @@ def _args_json(args: Any) -> str:
     return _encode(args)
 
 
-#: Task(id=..., name=..., ...) of the values in this order (``bulk.builder``).
-_NEW_TASK_FIELDS = (
-    "id",
-    "name",
-    "handler",
-    "args",
-    "status",
-    "messages",
-    "created_at",
-    "executed_at",
-    "finished_at",
-    "action_link",
-    "queue",
-    "priority",
-    "run_at",
-    "attempts",
-    "max_attempts",
-    "timeout",
-    "progress",
-    "error",
-    "worker",
-    "heartbeat_at",
-    "unique_key",
-    "cancel_requested",
-    "rerun_on_loss",
-    "files",
-    "claim_token",
-)
-_task = builder(Task, _NEW_TASK_FIELDS)
+#: Task(...) of all its fields' values, in the dataclass's order (``bulk.builder``).
+_task = builder(Task, [f.name for f in dataclasses.fields(Task)])
 
 
 def _stored(tasks: Sequence[NewTask], texts: Sequence[str], rows: Sequence[Any]) -> list[Task]:
