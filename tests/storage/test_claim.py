@@ -217,3 +217,41 @@ def test_claim_order_across_many_queues_and_priorities(table: TaskTable, queue_c
     while batch := table.storage.claim(worker, (), 9):
         got += [t.id for t in batch]
     assert got == rest
+
+
+# The candidate read of a claim over every queue, as each server runs it (claim.py).
+_PG_CANDIDATES = (
+    "SELECT id FROM tasktable_task WHERE status = 'pending' AND run_at <= statement_timestamp()"
+    " ORDER BY priority DESC, id LIMIT 50 FOR UPDATE SKIP LOCKED"
+)
+_MARIADB_CANDIDATES = (
+    "SELECT id, priority FROM tasktable_task WHERE status = 'pending'"
+    " AND run_at <= UTC_TIMESTAMP(6) ORDER BY priority DESC, id LIMIT 50"
+)
+
+
+def test_a_claim_over_every_queue_reads_pending_rows_in_order(
+    table: TaskTable, backend: str
+) -> None:
+    """With no queue given, a claim reads the pending rows in claim order from the index of
+    migration 0005 and stops after its rows: no sort of the whole backlog (5.6 ms on
+    PostgreSQL and 16 ms on MariaDB at 20,000 pending rows, per claim, before it).
+    SQLite reads each queue's rows in order instead (the test above)."""
+    if backend == "sqlite":
+        pytest.skip("SQLite's claim reads queue by queue in the claim index (see above)")
+    table.enqueue_many(
+        [{"handler": ECHO, "queue": f"q{i % 7}", "priority": i % 5} for i in range(3000)]
+    )
+    with table.storage.engine.begin() as conn:
+        if backend == "postgresql":
+            conn.exec_driver_sql("ANALYZE tasktable_task")
+            plan = "\n".join(
+                r[0] for r in conn.exec_driver_sql("EXPLAIN " + _PG_CANDIDATES).fetchall()
+            )
+            assert "ix_tasktable_task_pending" in plan, plan
+            assert "Sort" not in plan, plan
+        else:
+            conn.exec_driver_sql("ANALYZE TABLE tasktable_task")
+            row = conn.exec_driver_sql("EXPLAIN " + _MARIADB_CANDIDATES).mappings().one()
+            assert row["key"] == "ix_tasktable_task_pending", dict(row)
+            assert "filesort" not in (row["Extra"] or ""), dict(row)

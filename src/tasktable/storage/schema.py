@@ -78,6 +78,17 @@ Index(
     task_table.c.priority.desc(),
     task_table.c.id,
 )
+# Migration 0005: the pending rows of every queue in claim order, for a claim with no
+# queue (or several): read in order, it stops after its rows instead of sorting them all.
+# Partial where the database has partial indexes (MariaDB: every row).
+Index(
+    "ix_tasktable_task_pending",
+    task_table.c.status,
+    task_table.c.priority.desc(),
+    task_table.c.id,
+    postgresql_where=task_table.c.status == "pending",
+    sqlite_where=task_table.c.status == "pending",
+)
 
 file_table = Table(
     "tasktable_file",
