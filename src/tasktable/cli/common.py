@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..app import TaskTable
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..app import TaskTable
 
 
 @dataclass
@@ -26,6 +28,11 @@ class CliState:
 
     def table(self, *, auto_migrate: bool | None = None) -> TaskTable:
         if self._table is None:
+            # Imported here: SQLAlchemy and the drivers are a third of a second of start-up
+            # that `tasktable --help` does without, and that the worker overlaps with the
+            # start of its fork server (cli/worker.py).
+            from ..app import TaskTable
+
             self._table = TaskTable(settings=self.settings(), auto_migrate=auto_migrate)
         return self._table
 
