@@ -82,3 +82,27 @@ def test_a_postgres_notice_waits_for_the_callers_commit(table: TaskTable) -> Non
         assert heard.get(timeout=10) == "kept"
         with pytest.raises(queue.Empty):
             heard.get(timeout=0.5)
+
+
+def test_a_postgres_unique_task_due_at_once_wakes_its_queue(table: TaskTable) -> None:
+    """A task with a unique key is inserted on its own (it may find a live one instead);
+    it wakes its queue when it is due at once: no run_at, or one already past."""
+    if not table.storage.capabilities.listen_notify:
+        pytest.skip("PostgreSQL only")
+    with listening(table) as heard:
+        table.enqueue(ECHO, queue="later", unique_key="a", delay=timedelta(hours=1))
+        table.enqueue_many(
+            [
+                {
+                    "handler": ECHO,
+                    "queue": "past",
+                    "unique_key": "b",
+                    "run_at": "2020-01-01T00:00:00Z",
+                }
+            ]
+        )
+        assert heard.get(timeout=10) == "past"
+        table.enqueue(ECHO, queue="now", unique_key="c")
+        assert heard.get(timeout=10) == "now"
+        with pytest.raises(queue.Empty):
+            heard.get(timeout=0.5)

@@ -433,8 +433,18 @@ class SQLStorage(WorkerSide):
                     plain.append(task)
                     plain_texts.append(text)
             found.update((t.id, t) for t in self._fetch(conn, [i for i in order if i not in found]))
-            # plain tasks woke the workers from their own statement (PostgreSQL)
-            self._notify(conn, [t for t in tasks if t.unique_key is not None and t.run_at is None])
+            # Plain tasks woke the workers from their own statement (PostgreSQL). A unique
+            # task is due at once without a run_at or with one already past, by this host's
+            # clock: a skewed clock costs at most a poll interval, never a lost task.
+            now = datetime.now(UTC)
+            self._notify(
+                conn,
+                [
+                    t
+                    for t in tasks
+                    if t.unique_key is not None and (t.run_at is None or t.run_at <= now)
+                ],
+            )
         return [found[i] for i in order]
 
     def _insert_autocommit(self, tasks: Sequence[NewTask], texts: list[str]) -> list[Task]:
