@@ -67,7 +67,7 @@ COALESCE = 0.002
 #: pending for any worker (a run longer than the recent ones holds the slots).
 PREFETCH_MAX_WAIT = 1.0
 PREFETCH_PER_SLOT = 20  # the default prefetch limit, per slot
-LISTENER_JOIN = 2.0  # seconds to wait at exit for the wake-up listener (it ticks at 0.5 s)
+LISTENER_JOIN = 2.0  # seconds to wait at exit for the wake-up listener (it ticks at 0.2 s)
 
 
 def new_worker_id() -> str:
