@@ -30,8 +30,8 @@ def _jiffies() -> tuple[int, int] | None:
     except OSError:
         return None
     values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
+    total = sum(values)
+    return total - (values[3] + values[4]), total
 
 
 def _descendants(pid: int) -> list[int]:

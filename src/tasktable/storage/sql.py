@@ -433,18 +433,8 @@ class SQLStorage(WorkerSide):
                     plain.append(task)
                     plain_texts.append(text)
             found.update((t.id, t) for t in self._fetch(conn, [i for i in order if i not in found]))
-            # Plain tasks woke the workers from their own statement (PostgreSQL). A unique
-            # task is due at once without a run_at or with one already past, by this host's
-            # clock: a skewed clock costs at most a poll interval, never a lost task.
-            now = datetime.now(UTC)
-            self._notify(
-                conn,
-                [
-                    t
-                    for t in tasks
-                    if t.unique_key is not None and (t.run_at is None or t.run_at <= now)
-                ],
-            )
+            # plain tasks woke the workers from their own statement (PostgreSQL)
+            self._notify(conn, [t for t in tasks if t.unique_key is not None])
         return [found[i] for i in order]
 
     def _insert_autocommit(self, tasks: Sequence[NewTask], texts: list[str]) -> list[Task]:
@@ -586,10 +576,16 @@ class SQLStorage(WorkerSide):
             decided.append((task_id, created, due, timeout))
         return _stored(tasks, texts, decided)
 
-    def _notify(self, conn: Connection, due: Sequence[NewTask]) -> None:
-        """PostgreSQL: wake listening workers at commit (see ``wakeup.py``)."""
-        if due and self.capabilities.listen_notify:
-            conn.execute(NOTIFY_SQL, {"queues": sorted({t.queue for t in due})})
+    def _notify(self, conn: Connection, tasks: Sequence[NewTask]) -> None:
+        """PostgreSQL: wake listening workers at commit for those of ``tasks`` due at once
+        (see ``wakeup.py``): no run_at, or one already past by this host's clock (a skewed
+        clock costs at most a poll interval, never a lost task)."""
+        if not tasks or not self.capabilities.listen_notify:
+            return
+        now = datetime.now(UTC)
+        queues = {t.queue for t in tasks if t.run_at is None or t.run_at <= now}
+        if queues:
+            conn.execute(NOTIFY_SQL, {"queues": sorted(queues)})
 
     def listen(self, on_wake: WakeFn, stop: threading.Event) -> None:
         if self.capabilities.listen_notify:
