@@ -29,7 +29,7 @@ from tasktable.core.status import TaskStatus
 from tasktable.core.task import Task
 from tasktable.settings import Settings
 from tasktable.worker import runners
-from tasktable.worker.protocol import Done, Event, LogLine, Skipped, Started
+from tasktable.worker.protocol import Done, Event, Skipped, Started
 from tasktable.worker.runners import ProcessRunner, RunnerDied, ThreadRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -554,16 +554,36 @@ def test_stopping_a_run_gives_back_the_tasks_sent_after_it(process_runner: Proce
     assert facts(run(process_runner, a_task("Introspect", 2))[0])["pid"] == process_runner.pid
 
 
-def test_on_hold_a_slot_process_starts_none_of_the_tasks_waiting(
+def test_revoked_tasks_never_start_even_behind_a_later_begin(
     process_runner: ProcessRunner,
 ) -> None:
     then = [a_task("Introspect", 2), a_task("Introspect", 3)]
     process_runner.begin(a_task("Nap", 1, seconds=0.3), then=then)
     assert isinstance(process_runner.next_event(30), Started)
-    process_runner.hold()
+    assert process_runner.revoke() == 2  # the last two sent: not started, and never will
+    assert [t.id for t in process_runner.sent] == [1]
+    # Task 2 sent anew while its revoked run still waits in the pipe: the old one is
+    # skipped, the new one runs (a Skipped names a task, not which sending of it).
+    assert [e for e in events_until(process_runner, 1) if isinstance(e, Done)]
+    process_runner.begin(a_task("Introspect", 2))
     events = events_until(process_runner, 3)
-    assert ended(events) == [("Done", 1), ("Skipped", 2), ("Skipped", 3)]
-    assert not any(isinstance(e, LogLine) for e in events)  # Introspect never ran
-    assert not process_runner.sent and process_runner.unstarted() == []
-    # The next begin lifts the hold.
-    assert facts(run(process_runner, a_task("Introspect", 2))[0])["pid"] == process_runner.pid
+    assert ended(events) == [("Skipped", 2), ("Skipped", 3), ("Done", 2)]
+    assert process_runner.revoke() == 0  # nothing left that has not started
+    assert facts(run(process_runner, a_task("Introspect", 5))[0])["pid"] == process_runner.pid
+
+
+def test_revoke_counts_only_what_the_process_has_not_started(
+    process_runner: ProcessRunner,
+) -> None:
+    process_runner.begin(a_task("Introspect", 1), then=[a_task("Nap", 2, seconds=0.5)])
+    events: list[Event] = []
+    while not any(isinstance(e, Started) and e.task_id == 2 for e in events):
+        event = process_runner.next_event(30)
+        assert event is not None
+        events.append(event)
+    assert process_runner.revoke() == 0  # both started: nothing to take back
+    while len(ended(events)) < 2:
+        event = process_runner.next_event(30)
+        assert event is not None
+        events.append(event)
+    assert ended(events) == [("Done", 1), ("Done", 2)]

@@ -214,14 +214,16 @@ def child_main(
     cancel_flag: Any,
     terminate_flag: Any,
     events: Connection | None = None,
-    hold_flag: Any = None,
+    gate: tuple[Any, Any, Any] | None = None,
 ) -> None:
     """The slot process's entry point (started by :class:`~.runners.ProcessRunner`).
 
     Commands come in on ``conn``; events go out on ``events`` (a pipe of their
     own), or on ``conn`` too when it is a duplex connection and ``events`` None.
-    Runs come one after another, several of them queued in the pipe at times; while
-    the parent sets ``hold_flag``, each run read is answered ``Skipped``, not started.
+    Runs come one after another, several of them queued in the pipe at times. With
+    ``gate`` (a lock, the number of the last run started, the number of the last run
+    to skip; see ``ProcessRunner.revoke``) each run is numbered as it is read, and one
+    the parent took back is answered ``Skipped``, not started.
     """
     _install_signals(terminate_flag)
     _die_with_parent(int(config["parent_pid"]))
@@ -232,6 +234,7 @@ def child_main(
     max_file_bytes = int(config["max_file_bytes"])
     loop = asyncio.new_event_loop()
     frames = FrameReader(conn.fileno())
+    runs = 0
     channel.conn.send_bytes(b'{"op":"ready"}')
     while True:
         try:
@@ -242,7 +245,8 @@ def child_main(
         command = decode_message(raw)
         if isinstance(command, dict) and command.get("op") != "run":  # "stop"
             break
-        if hold_flag is not None and hold_flag.value:
+        runs += 1
+        if gate is not None and not _may_start(gate, runs):
             task_id = command[1] if isinstance(command, list) else command["task"]["id"]
             channel.send(Skipped(task_id=int(task_id)))
             continue
@@ -256,6 +260,17 @@ def child_main(
     atexit._run_exitfuncs()
     logging.shutdown()
     os._exit(0)
+
+
+def _may_start(gate: tuple[Any, Any, Any], number: int) -> bool:
+    """Run ``number`` starts unless the parent took it back (under the gate's lock, so
+    that the parent knows exactly which runs started)."""
+    lock, started, skip_through = gate
+    with lock:
+        if number <= skip_through.value:
+            return False
+        started.value = number
+        return True
 
 
 def _run_one(

@@ -45,7 +45,6 @@ from .protocol import (
     Event,
     FrameReader,
     Report,
-    Skipped,
     Started,
     decode_event,
     encode_command,
@@ -155,8 +154,9 @@ class Runner(Protocol):
     def ensure_started(self) -> None:
         """Make the runner ready for a task; raises :class:`RunnerDied` if it cannot."""
 
-    def begin(self, task: Task) -> None:
-        """Start running ``task``; raises :class:`RunnerDied` if the runner is gone."""
+    def begin(self, task: Task, then: Sequence[Task] = ()) -> None:
+        """Start running ``task`` (then each of ``then``, where the runner can queue
+        them); raises :class:`RunnerDied` if the runner is gone."""
 
     def next_event(self, timeout: float) -> Event | None:
         """The next event of the running task, None after ``timeout`` seconds."""
@@ -216,7 +216,13 @@ class ProcessRunner:
         self.frames: FrameReader | None = None
         self.cancel_flag: Any = None
         self.terminate_flag: Any = None
-        self.hold_flag: Any = None
+        #: The batch gate (see :meth:`revoke`): runs are numbered 1, 2, ... in the order
+        #: sent to this process; ``started`` is the number of the last one it started,
+        #: and it skips (answers ``Skipped``) every run numbered up to ``skip_through``.
+        self.gate: Any = None
+        self.started_runs: Any = None
+        self.skip_through: Any = None
+        self.sent_runs = 0
         self.lost: list[Task] = []  # see unstarted()
         self.started = 0  # processes started, for logs and tests
 
@@ -239,7 +245,10 @@ class ProcessRunner:
         from_child, events = self.ctx.Pipe(duplex=False)
         self.cancel_flag = self.ctx.RawValue("q", 0)
         self.terminate_flag = self.ctx.RawValue("b", 0)
-        self.hold_flag = self.ctx.RawValue("b", 0)
+        self.gate = self.ctx.Lock()
+        self.started_runs = self.ctx.RawValue("q", 0)
+        self.skip_through = self.ctx.RawValue("q", 0)
+        self.sent_runs = 0
         try:
             process = self._start(
                 child_main,
@@ -249,7 +258,7 @@ class ProcessRunner:
                     self.cancel_flag,
                     self.terminate_flag,
                     events,
-                    self.hold_flag,
+                    (self.gate, self.started_runs, self.skip_through),
                 ),
             )
         except RunnerDied:
@@ -303,15 +312,15 @@ class ProcessRunner:
     def begin(self, task: Task, then: Sequence[Task] = ()) -> None:
         """Start ``task``; the process runs each of ``then`` after it, in order, as
         soon as the one before has ended (its ``Done`` read here means the next has
-        started), unless :meth:`hold` is called first. One write for all of them.
+        started), unless :meth:`revoke` takes them back first. One write for all.
 
         When the process dies, the task it was running fails with it, and those of
         ``then`` it had not reached are in :meth:`unstarted`."""
         if self.conn is None:
             raise RunnerDied("not running")
         self.cancel_flag.value = 0
-        self.hold_flag.value = 0
         tasks = (task, *then)
+        self.sent_runs += len(tasks)
         data = b"".join([frame(encode_run(t)) for t in tasks])
         self.sent.clear()
         self.sent.extend(tasks)
@@ -320,10 +329,22 @@ class ProcessRunner:
         except (OSError, ValueError) as exc:
             raise RunnerDied(self._death()) from exc
 
-    def hold(self) -> None:
-        """Start none of the tasks waiting in the process: each is answered ``Skipped``."""
-        if self.hold_flag is not None:
-            self.hold_flag.value = 1
+    def revoke(self) -> int:
+        """Take back the tasks sent that the process has not started: it will start none
+        of them (each is answered ``Skipped`` as it comes to it). Returns how many there
+        are: the last ones sent. 0 when the process cannot say (it died holding the gate,
+        say): those tasks stay with it, and come back by :meth:`unstarted`."""
+        gate = self.gate
+        if gate is None or not gate.acquire(timeout=1.0):
+            return 0
+        try:
+            self.skip_through.value = self.sent_runs
+            count = max(0, self.sent_runs - int(self.started_runs.value))
+        finally:
+            gate.release()
+        for _ in range(min(count, len(self.sent))):
+            self.sent.pop()  # their Skipped, when it comes, ends nothing here
+        return count
 
     def unstarted(self) -> list[Task]:
         """After the process died or was stopped: the tasks sent that it never
@@ -344,7 +365,7 @@ class ProcessRunner:
                 raise RunnerDied(self._death())
             return None
         event = decode_event(raw)
-        if isinstance(event, Done | Skipped) and self.sent and self.sent[0].id == event.task_id:
+        if isinstance(event, Done) and self.sent and self.sent[0].id == event.task_id:
             self.sent.popleft()
         return event
 
@@ -388,6 +409,7 @@ class ProcessRunner:
                     conn.close()
         self.conn = self.events = None
         self.frames = None
+        self.gate = self.started_runs = self.skip_through = None
         if self.sent:
             self.sent.popleft()  # it failed, or was stopped, with its process
             self.lost.extend(self.sent)
@@ -474,7 +496,9 @@ class ThreadRunner:
     def ensure_started(self) -> None:
         return
 
-    def begin(self, task: Task) -> None:
+    def begin(self, task: Task, then: Sequence[Task] = ()) -> None:
+        if then:
+            raise ValueError("a thread slot is given one task at a time")
         run = _ThreadRun(task)
         self.run, self.events = run, run.events
         if self.jobs is None or self.thread is None or not self.thread.is_alive():

@@ -53,6 +53,24 @@ PREFETCH_HORIZON = 0.05
 PREFETCH_WEIGHT = 0.2  # of the newest run in the moving average of run durations
 PREFETCH_LONG_RUN = 0.25  # seconds: a slot running longer is not expected to free up soon
 RELEASE_MESSAGE = "The worker shut down before this task finished; it will run again."
+#: A process slot is sent up to this many buffered tasks behind the one it starts, in
+#: one write: the process runs them back to back, with no round trip to the worker in
+#: between (``ProcessRunner.begin(task, then=...)``). Only while runs are short (see
+#: ``SlotPool.next_batch``); behind a run that turns out long (``PREFETCH_LONG_RUN``),
+#: those not started are taken back to the buffer, for any free slot.
+BATCH_MAX = 8
+
+
+def unstarted(task: Task) -> Outcome:
+    """The outcome of a task claimed ahead that never started: pending again, as it
+    was, its attempt not charged."""
+    return Outcome(
+        status=TaskStatus.PENDING,
+        messages=task.messages,
+        progress=task.progress,
+        action_link=task.action_link,
+        charge_attempt=False,
+    )
 
 
 @dataclass
@@ -85,6 +103,9 @@ class Slot:
         self.pool = pool
         self.ready = False
         self.run: Run | None = None
+        #: Tasks sent to the slot process behind ``run`` (a batch), in order; each
+        #: starts when the one before ends. Guarded by the pool's lock.
+        self.queued: deque[Task] = deque()
         self.tasks_done = 0
         self.restarts = 0
         # None: wake up and look. SimpleQueue: a put is one C call (Queue.put takes a
@@ -145,13 +166,18 @@ class Slot:
             self.runner.close()
 
     def _execute(self, first: Task) -> None:
-        """Run ``first``, then whatever the prefetch buffer holds, one after another."""
-        task: Task | None = first
-        while task is not None:
-            run = self.run
-            assert run is not None and run.task.id == task.id
+        """Run ``first``, then whatever the prefetch buffer holds, one after another.
+
+        A process slot takes a batch from the buffer with each task it starts (see
+        :meth:`SlotPool.next_batch`): one write, and the process starts each task of
+        it as soon as the one before has ended, while this thread writes the last one's
+        outcome. Its ``Done`` read here means the next one has started."""
+        run = self.run
+        begin = True
+        while run is not None:
+            task = run.task
             try:
-                outcome = self._start_and_watch(run)
+                outcome = self._start_and_watch(run) if begin else self._watch(run)
                 if outcome is not None:  # written by the claim loop, with its next claim
                     self.pool.completer.submit(task, outcome)
             except Exception:  # a bug; the task stays with this worker until released
@@ -161,15 +187,29 @@ class Slot:
                 self.pool.ran(time.monotonic() - run.started)
                 with self.pool.lock:
                     self.run = None
-                    task = self.pool.next_buffered() if self.ready else None
-                    if task is not None:
-                        self._prepare(task)
+                    if self.queued:  # already running in the process
+                        begin = False
+                        self._prepare(self.queued.popleft())
+                        self.pool.batched(self)
+                    elif self.ready:
+                        begin = True
+                        task_next = self.pool.next_buffered()
+                        if task_next is not None:
+                            self._prepare(task_next)
+                    run = self.run
         self.pool.wake()
 
     def _start_and_watch(self, run: Run) -> Outcome | None:
         run.started = time.monotonic()
+        then: list[Task] = []
+        if isinstance(self.runner, ProcessRunner):
+            with self.pool.lock:
+                then = self.pool.next_batch()
+                self.queued.extend(then)
+        if then:
+            log.debug("%s: task %s, and %d queued behind it", self.name, run.task.id, len(then))
         try:
-            self.runner.begin(run.task)
+            self.runner.begin(run.task, then)
         except RunnerDied as exc:
             self._lost_runner()
             log.warning(
@@ -182,6 +222,10 @@ class Slot:
                 run,
                 "The worker's slot process was gone before this task started; it will run again.",
             )
+        return self._watch(run)
+
+    def _watch(self, run: Run) -> Outcome | None:
+        """Follow ``run`` (started) until it ends; its outcome, or None to write nothing."""
         while True:
             wait = self._wait_time(run)
             try:
@@ -206,8 +250,16 @@ class Slot:
         return wait
 
     def _lost_runner(self) -> None:
+        """The slot process is gone: the tasks queued behind its run never started."""
         self.ready = False
         self.restarts += 1
+        if isinstance(self.runner, ProcessRunner):
+            self.runner.unstarted()  # the same tasks as ``queued``
+        with self.pool.lock:
+            queued, self.queued = list(self.queued), deque()
+            self.pool.forget(queued)
+        for task in queued:
+            self.pool.completer.submit(task, unstarted(task))
 
     def _stop(self, patience: float) -> str:
         how = self.runner.stop_task(patience)
@@ -217,6 +269,7 @@ class Slot:
 
     # -- events --------------------------------------------------------------------
     def _handle(self, run: Run, event: Event) -> Outcome | None:
+        """The run's outcome when ``event`` ends it."""
         if isinstance(event, LogLine):
             logging.getLogger(event.name).log(event.level, "[%s] %s", self.name, event.text)
         elif isinstance(event, Started):
@@ -237,6 +290,10 @@ class Slot:
             )
         elif isinstance(event, Done):
             return self._finished(run, event)
+        # Skipped: a task taken back (``SlotPool.revoke``), no longer this slot's (it may
+        # even be this run's task again, sent anew since): nothing to do. The run being
+        # watched is never one of those: it started (it was sent after the revoke, or
+        # the Done before it was read).
         return None
 
     def _write(self, run: Run, what: str, write: Callable[[], bool]) -> None:
@@ -265,6 +322,8 @@ class Slot:
     def _check(self, run: Run) -> Outcome | Literal[True] | None:
         """An outcome (or True for "stopped, write nothing") when the run must end now."""
         now = time.monotonic()
+        if self.queued and now - run.started >= PREFETCH_LONG_RUN:
+            self.pool.requeue(self)  # a long run: what waits behind it, to other slots
         if run.abandon or run.reporter.lost:
             how = self._stop(SHUTDOWN_PATIENCE)
             log.warning(
@@ -368,6 +427,10 @@ class SlotPool:
         #: Outcomes that may wait to be written before no slot starts another task (the
         #: worker sets it to its prefetch limit, at least the number of slots).
         self.unwritten_limit = size
+        #: Tasks queued in a slot process (``Slot.queued``) whose cancel was requested,
+        #: and the claims of queued tasks found lost: applied when they start.
+        self.cancel_queued: set[int] = set()
+        self.lost_queued: set[str] = set()
 
     def _runner(self, index: int, verbose: bool) -> Runner:
         name = f"tasktable-slot-{index}"
@@ -404,17 +467,25 @@ class SlotPool:
         return [r.task for r in self.runs()]
 
     def cancel(self, task_ids: Iterable[int]) -> list[int]:
-        """Tell the handlers of these tasks that a cancel was requested; start the grace."""
+        """Tell the handlers of these tasks that a cancel was requested; start the grace.
+        A task queued in a slot process is told as it starts."""
         wanted = set(task_ids)
         noticed = []
         with self.lock:
             for slot in self.slots:
                 run = slot.run
                 if run is not None and run.task.id in wanted and run.cancel_at is None:
-                    run.cancel_at = time.monotonic() + self.cancel_grace
-                    slot.runner.request_cancel(run.task.id)
+                    self._cancel_run(slot, run)
                     noticed.append(run.task.id)
+                for task in slot.queued:
+                    if task.id in wanted and task.id not in self.cancel_queued:
+                        self.cancel_queued.add(task.id)
+                        noticed.append(task.id)
         return noticed
+
+    def _cancel_run(self, slot: Slot, run: Run) -> None:
+        run.cancel_at = time.monotonic() + self.cancel_grace
+        slot.runner.request_cancel(run.task.id)
 
     def abandon(self, claim_tokens: Iterable[str]) -> None:
         """Stop runs whose claim is gone, writing nothing for them."""
@@ -423,6 +494,68 @@ class SlotPool:
             for run in self.runs():
                 if run.task.claim_token in lost:
                     run.abandon = True
+
+    def drop_batches(self) -> None:
+        """The worker was declared dead: its claims are gone. A task its slot process
+        started behind its run (after :meth:`unbuffer` took back the others) is
+        stopped as it comes up, writing nothing."""
+        with self.lock:
+            for slot in self.slots:
+                self.lost_queued.update(t.claim_token or "" for t in slot.queued)
+
+    def forget(self, tasks: Iterable[Task]) -> None:
+        """Tasks queued in a slot process that will not start there (caller holds the lock)."""
+        for task in tasks:
+            self.cancel_queued.discard(task.id)
+            self.lost_queued.discard(task.claim_token or "")
+
+    def revoke(self, slot: Slot) -> list[Task]:
+        """Take back the tasks queued in ``slot``'s process that it has not started
+        (the caller holds the lock); they will never start there."""
+        if not slot.queued or not isinstance(slot.runner, ProcessRunner):
+            return []
+        count = min(slot.runner.revoke(), len(slot.queued))
+        back = [slot.queued.pop() for _ in range(count)][::-1]
+        self.forget(back)
+        return back
+
+    def requeue(self, slot: Slot) -> None:
+        """``slot``'s run is long: the tasks queued behind it that have not started go
+        back to the front of the buffer, as claimed ahead when they were."""
+        now = time.monotonic()
+        with self.lock:
+            self.buffer.extendleft((task, now) for task in reversed(self.revoke(slot)))
+
+    def batched(self, slot: Slot) -> None:
+        """``slot`` moved on to the next task of its batch (the caller holds the lock)."""
+        run = slot.run
+        assert run is not None
+        if run.task.id in self.cancel_queued:
+            self.cancel_queued.discard(run.task.id)
+            self._cancel_run(slot, run)
+        if run.task.claim_token in self.lost_queued:
+            self.lost_queued.discard(run.task.claim_token or "")
+            run.abandon = True
+
+    def next_batch(self) -> list[Task]:
+        """Buffered tasks to send to a process slot behind the task it starts (the
+        caller holds the lock): only while runs are short (the batch should be done
+        within ``PREFETCH_HORIZON``), no more than a fair share of the buffer among
+        the ready slots, and within ``unwritten_limit`` (see :meth:`next_buffered`)."""
+        if not self.buffer or self.releasing.is_set() or self.run_time is None:
+            return []
+        ready = sum(1 for slot in self.slots if slot.ready) or 1
+        room = self.unwritten_limit - self.completer.unwritten - self._queued_count()
+        count = min(
+            BATCH_MAX,
+            int(PREFETCH_HORIZON / max(self.run_time, 1e-6)),
+            len(self.buffer) // ready,
+            room,
+        )
+        return [self.buffer.popleft()[0] for _ in range(max(0, count))]
+
+    def _queued_count(self) -> int:
+        return sum(len(slot.queued) for slot in self.slots)
 
     def stop_runs(self) -> None:
         """The grace is over: stop every run and release its task."""
@@ -462,7 +595,7 @@ class SlotPool:
                 if slot.ready and (slot.run is None or now - slot.run.started < PREFETCH_LONG_RUN)
             )
             ahead = int(freeing * PREFETCH_HORIZON / max(self.run_time, 1e-6))
-            return max(0, min(prefetch, ahead) - len(self.buffer))
+            return max(0, min(prefetch, ahead) - len(self.buffer) - self._queued_count())
 
     def offer(self, tasks: Sequence[Task]) -> list[Task]:
         """Start buffered tasks, then ``tasks``, on idle slots; buffer the rest. Returns
@@ -492,16 +625,23 @@ class SlotPool:
         return None
 
     def _may_start(self) -> bool:
-        return self.completer.unwritten < self.unwritten_limit
+        return self.completer.unwritten + self._queued_count() < self.unwritten_limit
 
     def unbuffer(
         self, ids: Iterable[int] | None = None, *, older_than: float | None = None
     ) -> list[Task]:
         """Take tasks out of the buffer: these ids, those waiting longer than
-        ``older_than`` seconds, or (neither given) all of them."""
+        ``older_than`` seconds, or (neither given) all of them. Those queued in a slot
+        process count as buffered until it starts them: taking one takes back every
+        task that process has not started (the others go back to the buffer)."""
         wanted = set(ids) if ids is not None else None
         now = time.monotonic()
         with self.lock:
+            if older_than is None:
+                for slot in self.slots:
+                    if any(wanted is None or t.id in wanted for t in slot.queued):
+                        back = self.revoke(slot)
+                        self.buffer.extendleft((task, now) for task in reversed(back))
             keep: deque[tuple[Task, float]] = deque()
             taken: list[Task] = []
             for task, since in self.buffer:
@@ -515,8 +655,11 @@ class SlotPool:
         return taken
 
     def buffered(self) -> list[Task]:
+        """Tasks claimed ahead: in the buffer, or queued in a slot process behind its run."""
         with self.lock:
-            return [task for task, _ in self.buffer]
+            return [task for task, _ in self.buffer] + [
+                task for slot in self.slots for task in slot.queued
+            ]
 
     def oldest_wait(self) -> float | None:
         with self.lock:

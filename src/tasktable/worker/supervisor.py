@@ -48,7 +48,7 @@ from .listener import Listener, can_listen
 from .maintenance import CANCEL_POLL, CancelWatch, Cleaner, Every, Heartbeat, Rescuer
 from .periodic import RESERVED_PREFIX, SCHEDULER_INTERVAL, Periodic, Scheduler, plan
 from .queues import QueuePlan
-from .slots import RELEASE_MESSAGE, Mode, SlotPool
+from .slots import RELEASE_MESSAGE, Mode, SlotPool, unstarted
 
 if TYPE_CHECKING:
     from ..app import TaskTable
@@ -331,6 +331,7 @@ class Worker:
                 lost.append(task.claim_token or "")
         self.pool.abandon(lost)
         dropped = self.pool.unbuffer()  # claimed ahead under the old id: rescued too
+        self.pool.drop_batches()
         if dropped:
             log.warning("Worker %s: dropped %d task(s) claimed ahead", old, len(dropped))
         self.storage.register_worker(self._info())
@@ -410,16 +411,7 @@ class Worker:
         """Claimed ahead but not started: back to pending, the attempt not charged
         (written with the next step, as any outcome)."""
         for task in tasks:
-            self.completer.submit(
-                task,
-                Outcome(
-                    status=TaskStatus.PENDING,
-                    messages=task.messages,
-                    progress=task.progress,
-                    action_link=task.action_link,
-                    charge_attempt=False,
-                ),
-            )
+            self.completer.submit(task, unstarted(task))
 
     def _next_wait(self, last: float, poll: float, found: bool, polled: bool) -> float:
         """The poll interval with a wake-up; else short after work, doubling with each
