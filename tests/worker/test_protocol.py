@@ -7,7 +7,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from multiprocessing import Pipe
 from typing import Any
 
@@ -90,6 +90,21 @@ def test_a_run_command_carries_the_task_but_not_its_claim_token(task: Task) -> N
     data = decode_message(raw)
     assert isinstance(data, list) and data[0] == "run"  # JSON, never pickle
     assert task_from_run(data) == task.replace(claim_token=None)
+
+
+def test_times_of_every_run_are_their_own_whatever_the_text_cache_holds() -> None:
+    # Shared time objects (one claim's) and fresh ones, more than the cache keeps, and
+    # equal instants in other zones: each run carries exactly its task's times.
+    shared = NOW + timedelta(seconds=1)
+    other_zone = timezone(timedelta(hours=2))
+    for i in range(600):
+        created = NOW + timedelta(microseconds=i)
+        if i % 3 == 0:
+            created = created.astimezone(other_zone)
+        task = a_task(id=i + 1, created_at=created, run_at=created, executed_at=shared)
+        back = task_from_run(decode_message(encode_run(task)))
+        assert back.created_at == created and back.created_at.utcoffset() == created.utcoffset()
+        assert back.run_at == created and back.executed_at == shared
 
 
 @pytest.mark.parametrize(

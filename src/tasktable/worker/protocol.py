@@ -93,8 +93,25 @@ Event = Started | Report | Attach | Done | Skipped | LogLine
 
 
 # -- JSON forms -------------------------------------------------------------------
+#: The text of recent datetimes, by identity (an entry holds its datetime, so that its
+#: id is not reused meanwhile): the tasks of one claim share their ``executed_at`` and
+#: ``heartbeat_at`` objects (see ``storage/rows.py``), and the run command of each
+#: would format them again (a fifth of its cost).
+_ISO: dict[int, tuple[datetime, str]] = {}
+_ISO_SIZE = 256
+
+
 def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    if value is None:
+        return None
+    hit = _ISO.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    text = value.isoformat()
+    if len(_ISO) >= _ISO_SIZE:
+        _ISO.clear()
+    _ISO[id(value)] = (value, text)
+    return text
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -130,7 +130,7 @@ class Worker:
             self.storage,
             health=self.health,
             max_outage=self.max_db_outage,
-            on_submit=self.wake.set,
+            on_submit=self._poke,
         )
         self.pool = SlotPool(
             slots,
@@ -138,7 +138,7 @@ class Worker:
             self.settings,
             self.completer,
             mode=mode,
-            on_free=self.wake.set,
+            on_free=self._poke,
             verbose=verbose,
         )
         self.pool.health_failed = lambda exc: self.health.failed(exc, "Saving progress")
@@ -271,6 +271,14 @@ class Worker:
         tick = datetime.fromtimestamp(now - now % interval, UTC)
         won, _ = self.storage.take_tick(CLEANER_TICK, tick, None)
         return cleaner.run_once(self.stop_event) if won else 0
+
+    def _poke(self) -> None:
+        """Wake the claim loop (each outcome handed in, each slot freed). Setting an
+        Event takes its lock and notifies: skipped while it is set already. Safe: the
+        loop clears it before it takes the outcomes and looks at the slots, so what
+        was handed in before this check is seen by that pass."""
+        if not self.wake.is_set():
+            self.wake.set()
 
     def _held_ids(self) -> list[int]:
         """Tasks this worker holds: running in a slot, claimed ahead (buffered), or with
