@@ -572,6 +572,26 @@ def test_revoked_tasks_never_start_even_behind_a_later_begin(
     assert facts(run(process_runner, a_task("Introspect", 5))[0])["pid"] == process_runner.pid
 
 
+def test_a_revoke_before_a_new_batch_starts_never_skips_its_first_task(
+    process_runner: ProcessRunner,
+) -> None:
+    process_runner.begin(a_task("Nap", 1, seconds=0.2), then=[a_task("Introspect", 2)])
+    assert isinstance(process_runner.next_event(30), Started)
+    assert process_runner.revoke() == 1
+    # The process, done with 1, waits at the gate (held here) before it skips 2: the
+    # slot begins a new batch, and takes its tail back before the process gets to it.
+    process_runner.gate.acquire()
+    try:
+        assert ended(events_until(process_runner, 1)) == [("Done", 1)]
+        process_runner.begin(a_task("Introspect", 3), then=[a_task("Introspect", 4)])
+        assert process_runner._take_back() == 1  # 4 only: 3 is the new batch's first
+        assert [t.id for t in process_runner.sent] == [3]
+    finally:
+        process_runner.gate.release()
+    events = events_until(process_runner, 3)
+    assert ended(events) == [("Skipped", 2), ("Done", 3), ("Skipped", 4)]
+
+
 def test_revoke_counts_only_what_the_process_has_not_started(
     process_runner: ProcessRunner,
 ) -> None:

@@ -214,7 +214,7 @@ def child_main(
     cancel_flag: Any,
     terminate_flag: Any,
     events: Connection | None = None,
-    gate: tuple[Any, Any, Any] | None = None,
+    gate: tuple[Any, Any, Any, Any] | None = None,
 ) -> None:
     """The slot process's entry point (started by :class:`~.runners.ProcessRunner`).
 
@@ -222,8 +222,9 @@ def child_main(
     own), or on ``conn`` too when it is a duplex connection and ``events`` None.
     Runs come one after another, several of them queued in the pipe at times. With
     ``gate`` (a lock, the number of the last run started, the number of the last run
-    to skip; see ``ProcessRunner.revoke``) each run is numbered as it is read, and one
-    the parent took back is answered ``Skipped``, not started.
+    to skip, the number of the run that starts whatever; see ``ProcessRunner.revoke``)
+    each run is numbered as it is read, and one the parent took back is answered
+    ``Skipped``, not started.
     """
     _install_signals(terminate_flag)
     _die_with_parent(int(config["parent_pid"]))
@@ -262,12 +263,12 @@ def child_main(
     os._exit(0)
 
 
-def _may_start(gate: tuple[Any, Any, Any], number: int) -> bool:
+def _may_start(gate: tuple[Any, Any, Any, Any], number: int) -> bool:
     """Run ``number`` starts unless the parent took it back (under the gate's lock, so
     that the parent knows exactly which runs started)."""
-    lock, started, skip_through = gate
+    lock, started, skip_through, head = gate
     with lock:
-        if number <= skip_through.value:
+        if number <= skip_through.value and number != head.value:
             return False
         started.value = number
         return True

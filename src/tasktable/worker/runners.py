@@ -217,11 +217,14 @@ class ProcessRunner:
         self.cancel_flag: Any = None
         self.terminate_flag: Any = None
         #: The batch gate (see :meth:`revoke`): runs are numbered 1, 2, ... in the order
-        #: sent to this process; ``started`` is the number of the last one it started,
-        #: and it skips (answers ``Skipped``) every run numbered up to ``skip_through``.
+        #: sent to this process; ``started_runs`` is the number of the last one it
+        #: started, ``head`` the number of the first run of the last :meth:`begin` (it
+        #: always starts), and it skips (answers ``Skipped``) every other run numbered
+        #: up to ``skip_through``.
         self.gate: Any = None
         self.started_runs: Any = None
         self.skip_through: Any = None
+        self.head: Any = None
         self.sent_runs = 0
         self.lost: list[Task] = []  # see unstarted()
         self.started = 0  # processes started, for logs and tests
@@ -248,6 +251,7 @@ class ProcessRunner:
         self.gate = self.ctx.Lock()
         self.started_runs = self.ctx.RawValue("q", 0)
         self.skip_through = self.ctx.RawValue("q", 0)
+        self.head = self.ctx.RawValue("q", 0)
         self.sent_runs = 0
         try:
             process = self._start(
@@ -258,7 +262,7 @@ class ProcessRunner:
                     self.cancel_flag,
                     self.terminate_flag,
                     events,
-                    (self.gate, self.started_runs, self.skip_through),
+                    (self.gate, self.started_runs, self.skip_through, self.head),
                 ),
             )
         except RunnerDied:
@@ -320,6 +324,10 @@ class ProcessRunner:
             raise RunnerDied("not running")
         self.cancel_flag.value = 0
         tasks = (task, *then)
+        # Set before the runs are written, so before the process reads them: a run
+        # taken back earlier may still wait in the pipe, and a revoke may come before
+        # this one starts; it starts all the same (the slot counts it as started).
+        self.head.value = self.sent_runs + 1
         self.sent_runs += len(tasks)
         data = b"".join([frame(encode_run(t)) for t in tasks])
         self.sent.clear()
@@ -338,10 +346,15 @@ class ProcessRunner:
         if gate is None or not gate.acquire(timeout=1.0):
             return 0
         try:
-            self.skip_through.value = self.sent_runs
-            count = max(0, self.sent_runs - int(self.started_runs.value))
+            return self._take_back()
         finally:
             gate.release()
+
+    def _take_back(self) -> int:
+        """:meth:`revoke`'s work, under the gate: the runs after the last begin's first
+        one that have not started."""
+        self.skip_through.value = self.sent_runs
+        count = max(0, self.sent_runs - max(int(self.started_runs.value), int(self.head.value)))
         for _ in range(min(count, len(self.sent))):
             self.sent.pop()  # their Skipped, when it comes, ends nothing here
         return count
@@ -409,7 +422,7 @@ class ProcessRunner:
                     conn.close()
         self.conn = self.events = None
         self.frames = None
-        self.gate = self.started_runs = self.skip_through = None
+        self.gate = self.started_runs = self.skip_through = self.head = None
         if self.sent:
             self.sent.popleft()  # it failed, or was stopped, with its process
             self.lost.extend(self.sent)
