@@ -30,6 +30,12 @@ def family(sqltype: Any) -> str:
     return type(sqltype).__name__
 
 
+def partial(index: Any) -> bool:
+    """Whether the reflected index is partial (a WHERE: PostgreSQL and SQLite)."""
+    options = index.get("dialect_options", {})
+    return any(key.endswith("_where") and value is not None for key, value in options.items())
+
+
 def shape(engine: Engine) -> dict[str, Any]:
     """Tables, columns (nullability, type family, length), primary keys, indexes and
     unique constraints (by name and columns)."""
@@ -40,7 +46,7 @@ def shape(engine: Engine) -> dict[str, Any]:
             c["name"]: (c["nullable"], family(c["type"])) for c in inspector.get_columns(table)
         }
         indexes = {
-            i["name"]: (tuple(i["column_names"]), bool(i["unique"]))
+            i["name"]: (tuple(i["column_names"]), bool(i["unique"]), partial(i))
             for i in inspector.get_indexes(table)
         }
         uniques = {

@@ -265,3 +265,18 @@ def test_an_unsupported_server_is_refused_before_anything_is_written(twin_url: s
         assert not inspect(engine).has_table(schema_table.name)
     finally:
         engine.dispose()
+
+
+def test_the_pending_index_is_partial_where_the_database_has_partial_indexes(
+    migrated: SQLStorage, twin_url: str
+) -> None:
+    # schema.py sets the condition as the table is created (not as a dialect keyword:
+    # that would import every dialect package); migrations write it in SQL.
+    fresh = create_engine(twin_url)
+    try:
+        metadata.create_all(fresh)
+        for engine in (fresh, migrated.engine):
+            _, _, partial = shape(engine)["tasktable_task"]["indexes"]["ix_tasktable_task_pending"]
+            assert partial == (engine.dialect.name in ("postgresql", "sqlite"))
+    finally:
+        fresh.dispose()

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, Dialect, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import BigInteger
 
 from ..core.task import Task
@@ -143,6 +142,8 @@ class PGFinishAndClaim:
                 .strip()
                 .replace("queue IN :queues", "queue = ANY(CAST(:queues AS text[]))"),
             )
+            from sqlalchemy.dialects.postgresql import ARRAY  # here: see storage/types.py
+
             stmt = text(sql).columns(Column("finished_ids", ARRAY(BigInteger())), *task_table.c)
             self._cache[(queues, alive)] = stmt
         return stmt

@@ -6,10 +6,13 @@ The numbered SQL files in ``migrations/<dialect>/`` create these same tables;
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Float,
     Index,
     Integer,
@@ -18,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     false,
     text,
     true,
@@ -80,15 +84,24 @@ Index(
 )
 # Migration 0005: the pending rows of every queue in claim order, for a claim with no
 # queue (or several): read in order, it stops after its rows instead of sorting them all.
-# Partial where the database has partial indexes (MariaDB: every row).
-Index(
+# Partial where the database has partial indexes (MariaDB: every row). The condition is
+# set when the table is created (``_partial_pending``), not given here as
+# ``postgresql_where``/``sqlite_where``: those would import both dialect packages with
+# this module (see types.py).
+pending_index = Index(
     "ix_tasktable_task_pending",
     task_table.c.status,
     task_table.c.priority.desc(),
     task_table.c.id,
-    postgresql_where=task_table.c.status == "pending",
-    sqlite_where=task_table.c.status == "pending",
 )
+
+
+@event.listens_for(task_table, "before_create")
+def _partial_pending(target: Table, connection: Connection, **kw: Any) -> None:
+    name = connection.dialect.name
+    if name in ("postgresql", "sqlite"):
+        pending_index.dialect_options[name]["where"] = task_table.c.status == "pending"
+
 
 file_table = Table(
     "tasktable_file",
