@@ -31,6 +31,8 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
 from tasktable import TaskTable
+from tasktable.worker.completer import Completer
+from tasktable.worker.slots import Mode, SlotPool
 
 from .handlers import LEDGER_TABLE, ledger_ddl
 
@@ -318,3 +320,10 @@ def lite(sqlite_url: str, tmp_path: Path, subprocess_env: dict[str, str]) -> Ite
 
 def work_items(count: int, rng: random.Random, low_ms: int, high_ms: int) -> list[dict[str, Any]]:
     return [{"handler": WORK, "args": {"ms": rng.randint(low_ms, high_ms)}} for _ in range(count)]
+
+
+def slot_pool(sqlite_url: str, mode: Mode) -> SlotPool:
+    """Two slots on a migrated SQLite table, not started (for the pool's own rules)."""
+    table = TaskTable(sqlite_url)
+    table.migrate()
+    return SlotPool(2, table.storage, table.settings, Completer(table.storage), mode=mode)

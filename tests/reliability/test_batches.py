@@ -9,23 +9,22 @@ pending uncharged and run elsewhere; a batch behind a long run is taken back
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tasktable import TaskTable
 from tasktable.core.task import Task
-from tasktable.worker.completer import Completer
 from tasktable.worker.slots import BATCH_MAX, PREFETCH_HORIZON, SlotPool
 
-from .conftest import WORK, Cluster, H
+from .conftest import WORK, Cluster, H, slot_pool
 
 pytestmark = pytest.mark.reliability
 
 
 @pytest.fixture
 def pool(sqlite_url: str) -> SlotPool:
-    table = TaskTable(sqlite_url)
-    table.migrate()
-    return SlotPool(2, table.storage, table.settings, Completer(table.storage), mode="process")
+    return slot_pool(sqlite_url, "process")
 
 
 def buffer(pool: SlotPool, sqlite_url: str, count: int) -> list[Task]:
@@ -71,7 +70,7 @@ def started_once(cluster: Cluster, ids: list[int]) -> bool:
 
 @pytest.mark.timeout(180)
 def test_batched_tasks_run_once_and_a_crash_mid_batch_gives_back_the_rest(lite: Cluster) -> None:
-    items = []
+    items: list[dict[str, Any]] = []
     for _block in range(6):
         items += [{"handler": WORK, "args": {"ms": 0}}] * 60
         items.append({"handler": f"{H}:Poison"})
@@ -106,4 +105,5 @@ def test_a_batch_behind_a_long_run_goes_to_the_other_slot(lite: Cluster) -> None
     # Nothing waited out the long run: the other slot ran every task after it.
     slow_task = lite.table.get(slow[0])
     assert slow_task.finished_at is not None
-    assert all(lite.table.get(i).finished_at < slow_task.finished_at for i in after)
+    ended = [lite.table.get(i).finished_at for i in after]
+    assert all(t is not None and t < slow_task.finished_at for t in ended)

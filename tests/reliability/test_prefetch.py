@@ -15,20 +15,17 @@ import pytest
 
 from tasktable import TaskTable
 from tasktable.core.task import Task
-from tasktable.worker.completer import Completer
 from tasktable.worker.slots import PREFETCH_HORIZON, PREFETCH_LONG_RUN, SlotPool
 from tasktable.worker.supervisor import PREFETCH_MAX_WAIT
 
-from .conftest import WORK, Cluster, wait_for
+from .conftest import WORK, Cluster, slot_pool, wait_for
 
 pytestmark = pytest.mark.reliability
 
 
 @pytest.fixture
 def pool(sqlite_url: str) -> SlotPool:
-    table = TaskTable(sqlite_url)
-    table.migrate()
-    return SlotPool(2, table.storage, table.settings, Completer(table.storage), mode="thread")
+    return slot_pool(sqlite_url, "thread")
 
 
 def tasks(sqlite_url: str, count: int) -> list[Task]:

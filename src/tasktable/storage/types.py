@@ -23,32 +23,34 @@ from sqlalchemy.types import TypeDecorator
 # command's start). A dialect's own types are looked up once it is in use.
 
 
-class LongText(TypeDecorator[str]):
+class _WiderOnMySQL(TypeDecorator[Any]):
+    """``impl`` everywhere, and on MariaDB/MySQL its dialect type named ``mysql_type``."""
+
+    cache_ok = True
+    mysql_type = ""
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
+            return dialect.type_descriptor(getattr(mysql, self.mysql_type)())
+        return self.impl_instance
+
+
+class LongText(_WiderOnMySQL):
     """Up to 16 MiB of text on MariaDB (``MEDIUMTEXT``: TEXT there stops at 64 KiB)."""
 
     impl = Text
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name in ("mysql", "mariadb"):
-            from sqlalchemy.dialects import mysql
-
-            return dialect.type_descriptor(mysql.MEDIUMTEXT())
-        return self.impl_instance
+    mysql_type = "MEDIUMTEXT"
+    cache_ok = True  # SQLAlchemy reads it from each class itself
 
 
-class LongBlob(TypeDecorator[bytes]):
+class LongBlob(_WiderOnMySQL):
     """Up to 4 GiB of bytes on MariaDB (``LONGBLOB``: BLOB there stops at 64 KiB)."""
 
     impl = LargeBinary
+    mysql_type = "LONGBLOB"
     cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name in ("mysql", "mariadb"):
-            from sqlalchemy.dialects import mysql
-
-            return dialect.type_descriptor(mysql.LONGBLOB())
-        return self.impl_instance
 
 
 class UTCDateTime(TypeDecorator[datetime]):
