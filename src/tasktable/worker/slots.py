@@ -640,8 +640,7 @@ class SlotPool:
             if older_than is None:
                 for slot in self.slots:
                     if any(wanted is None or t.id in wanted for t in slot.queued):
-                        back = self.revoke(slot)
-                        self.buffer.extendleft((task, now) for task in reversed(back))
+                        self.requeue(slot)
             keep: deque[tuple[Task, float]] = deque()
             taken: list[Task] = []
             for task, since in self.buffer:
