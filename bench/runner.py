@@ -117,7 +117,7 @@ def peer_cases(names: Sequence[str], backends: Sequence[str]) -> list[Case]:
     cases = []
     for peer, peer_backends in host.PEER_BACKENDS.items():
         for backend in (b for b in backends if b in peer_backends):
-            for workload in (w for w in host.WORKLOADS if w in names):
+            for workload in (w for w in host.workloads(peer) if w in names):
                 fn = functools.partial(_peer, peer=peer, workload=workload)
                 unit = "ms" if workload == "latency" else "tasks/s"
                 cases.append(Case(peer, workload, "peer", backend, unit, fn))

@@ -19,10 +19,19 @@ PYTHON = VENV / "bin" / "python"
 PEER_BACKENDS = {
     "procrastinate": ("postgresql",),
     "pgqueuer": ("postgresql",),
+    "pgqueuer-unlimited": ("postgresql",),
     "huey": ("sqlite", "postgresql"),
     "django-tasks": ("sqlite", "postgresql"),
 }
 WORKLOADS = ("enqueue", "enqueue_many", "drain", "latency")
+#: Peers that run only some workloads: pgqueuer's uncapped setting changes
+#: nothing on the enqueue side, and an idle worker's latency is the same.
+ONLY = {"pgqueuer-unlimited": ("drain",)}
+
+
+def workloads(peer: str) -> tuple[str, ...]:
+    """The workloads ``peer`` runs."""
+    return ONLY.get(peer, WORKLOADS)
 
 
 def available() -> str | None:

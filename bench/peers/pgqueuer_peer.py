@@ -1,18 +1,26 @@
-"""pgqueuer: an async no-op entrypoint on asyncpg, durable tables, pgqueuer's defaults.
+"""pgqueuer: an async no-op entrypoint on asyncpg, durable tables, in two settings.
 
-The entrypoint keeps pgqueuer's default ``concurrency_limit=0`` (no limit: the
-worker runs every job of each batch of 10 at once on its event loop), not the
-benchmark's "5 concurrent tasks". pgqueuer's ``concurrency_limit=5`` is a
-database-enforced gate whose seats come back only when the buffered completions
-are written: on 2026-11-29 it drained 46 tasks/s here (quick size) against
-917/s for the default in the same run, a figure no pgqueuer user would accept.
-The comparison takes pgqueuer at its fastest; it is the stricter one for us.
+``pgqueuer`` is the benchmark's "one worker with 5 concurrent tasks", set the
+way pgqueuer documents a cap on one worker's jobs: ``PgQueuer.run(
+max_concurrent_tasks=5, batch_size=2)`` (pgqueuer requires the cap to be at
+least twice the batch size, so 2 is the largest batch it allows here). The
+issue's own figure for pgqueuer (~1,100 tasks/s) is this setting.
+
+``pgqueuer-unlimited`` (drain only) is pgqueuer's default: no cap, batches of
+10, every job of a batch started at once on the event loop. It is not the
+benchmark's workload, but it is how most users run pgqueuer, so the report
+shows it beside the capped figure rather than hiding the faster one.
+
+Not used: the per-entrypoint ``concurrency_limit=5``, a database-enforced gate
+whose seats come back only when the buffered completions are written. On
+2026-11-30 it drained 49 tasks/s here against 1,350/s for ``max_concurrent_tasks
+=5`` and 6,066/s unlimited, in the same run.
 
 Enqueue: ``Queries.enqueue("noop", None)``; bulk: one ``Queries.enqueue`` call
-with lists. Drain: ``PgQueuer.run(mode=QueueExecutionMode.drain)``; other
-settings are pgqueuer's defaults (batch size 10, LISTEN/NOTIFY). Times come
-from ``pgqueuer_log`` (``queued``, ``picked``, ``successful``; database clock;
-pgqueuer writes the ``successful`` rows in small buffered batches).
+with lists. Drain: ``PgQueuer.run(mode=QueueExecutionMode.drain)``, with
+LISTEN/NOTIFY. Times come from ``pgqueuer_log`` (``queued``, ``picked``,
+``successful``; database clock; pgqueuer writes the ``successful`` rows in
+small buffered batches).
 """
 
 from __future__ import annotations
@@ -40,6 +48,10 @@ SELECT job_id,
 
 class Pgqueuer(Peer):
     name = "pgqueuer"
+    #: ``PgQueuer.run``'s cap on this worker's picked jobs (None: no cap).
+    max_concurrent_tasks: int | None = Peer.worker_concurrency
+    #: Rows per dequeue; pgqueuer wants the cap to be at least twice this.
+    batch_size = 2
 
     def __init__(self, backend: str, url: str, state: str) -> None:
         super().__init__(backend, url, state)
@@ -75,7 +87,11 @@ class Pgqueuer(Peer):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, pgq.shutdown.set)
         mode = QueueExecutionMode.drain if burst else QueueExecutionMode.continuous
-        await pgq.run(mode=mode)
+        await pgq.run(
+            mode=mode,
+            batch_size=self.batch_size,
+            max_concurrent_tasks=self.max_concurrent_tasks,
+        )
         await conn.close()
 
     def _sql(self, query: str) -> list[Any]:
@@ -109,3 +125,11 @@ class Pgqueuer(Peer):
             self.runner.run(self.conn.close())
             self.conn = None
         self.runner.close()
+
+
+class PgqueuerUnlimited(Pgqueuer):
+    """pgqueuer's defaults: no cap on concurrent jobs, batches of 10."""
+
+    name = "pgqueuer-unlimited"
+    max_concurrent_tasks = None
+    batch_size = 10

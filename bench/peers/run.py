@@ -25,6 +25,7 @@ from .base import Peer
 PEERS = {
     "procrastinate": "bench.peers.procrastinate_peer:Procrastinate",
     "pgqueuer": "bench.peers.pgqueuer_peer:Pgqueuer",
+    "pgqueuer-unlimited": "bench.peers.pgqueuer_peer:PgqueuerUnlimited",
     "huey": "bench.peers.huey_peer:Huey",
     "django-tasks": "bench.peers.django_peer:DjangoTasks",
 }

@@ -14,7 +14,7 @@ from bench.cli import main
 from bench.config import TINY
 from bench.peers.host import PEER_BACKENDS
 from bench.report import markdown
-from bench.runner import WORKLOADS, Outcome, tasktable_cases
+from bench.runner import WORKLOADS, Outcome, peer_cases, tasktable_cases
 from bench.stats import percentile
 
 
@@ -29,6 +29,19 @@ def test_every_workload_has_a_case_on_postgresql() -> None:
     cases = tasktable_cases(WORKLOADS, ["postgresql"], TINY)
     assert {c.workload for c in cases} == set(WORKLOADS)
     assert all(c.system == "tasktable" for c in cases)
+
+
+def test_every_peer_has_an_adapter_and_its_own_workloads() -> None:
+    """The peers' venv resolves each name with bench.peers.run.PEERS; the host
+    side must name the same peers, and pgqueuer's uncapped setting runs drain only."""
+    source = (Path(__file__).parents[2] / "bench" / "peers" / "run.py").read_text()
+    for peer in PEER_BACKENDS:
+        assert f'"{peer}": "bench.peers.' in source
+    cases = peer_cases(["enqueue", "drain", "latency"], ["postgresql", "sqlite"])
+    unlimited = {(c.workload, c.backend) for c in cases if c.system == "pgqueuer-unlimited"}
+    assert unlimited == {("drain", "postgresql")}
+    capped = {(c.workload, c.backend) for c in cases if c.system == "pgqueuer"}
+    assert capped == {("enqueue", "postgresql"), ("drain", "postgresql"), ("latency", "postgresql")}
 
 
 def test_markdown_names_failures_and_peers() -> None:
@@ -67,7 +80,13 @@ def test_markdown_names_failures_and_peers() -> None:
     assert "| enqueue | single | tasks/s | 10 |" in text
     assert "| enqueue | sqlite | 10 | 5 | 2.00 |" in text
     assert "boom" in text
-    assert set(PEER_BACKENDS) == {"procrastinate", "pgqueuer", "huey", "django-tasks"}
+    assert set(PEER_BACKENDS) == {
+        "procrastinate",
+        "pgqueuer",
+        "pgqueuer-unlimited",
+        "huey",
+        "django-tasks",
+    }
 
 
 def test_tiny_enqueue_run_writes_json_and_markdown(
