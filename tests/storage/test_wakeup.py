@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from datetime import timedelta
 import pytest
 
 from tasktable import TaskTable
+from tasktable.storage.wakeup import LISTEN_IDLE
+from tasktable.worker.listener import Listener, can_listen
 
 from .helpers import ECHO
 
@@ -106,3 +109,55 @@ def test_a_postgres_unique_task_due_at_once_wakes_its_queue(table: TaskTable) ->
         assert heard.get(timeout=10) == "now"
         with pytest.raises(queue.Empty):
             heard.get(timeout=0.5)
+
+
+def test_an_interrupt_ends_a_postgres_listeners_wait_at_once(table: TaskTable) -> None:
+    """With an interrupt descriptor the listener sleeps LISTEN_IDLE (5 s) between looks
+    at ``stop``; writing to the descriptor after ``stop`` ends the wait at once, and
+    notices still arrive while it sleeps."""
+    if not table.storage.capabilities.listen_notify:
+        pytest.skip("PostgreSQL only")
+    assert LISTEN_IDLE >= 5
+    heard: queue.Queue[str | None] = queue.Queue()
+    stop = threading.Event()
+    read, write = os.pipe()
+    try:
+        thread = threading.Thread(
+            target=table.storage.listen, args=(heard.put, stop, read), daemon=True
+        )
+        thread.start()
+        assert heard.get(timeout=10) is None
+        table.enqueue(ECHO, queue="mail")
+        assert heard.get(timeout=10) == "mail"
+        os.write(write, b"\0")  # a spurious interrupt: it looks at stop and goes on
+        table.enqueue(ECHO, queue="sms")
+        assert heard.get(timeout=10) == "sms"
+        assert thread.is_alive()
+        stop.set()
+        os.write(write, b"\0")
+        thread.join(LISTEN_IDLE / 2)
+        assert not thread.is_alive()
+    finally:
+        stop.set()
+        os.close(read)
+        os.close(write)
+
+
+def test_the_workers_listener_stops_when_interrupted_and_closes_its_pipe(
+    table: TaskTable,
+) -> None:
+    """What a stopping worker does: set stop, interrupt, join. On SQLite the poll is
+    short anyway; on PostgreSQL the join would take LISTEN_IDLE without the interrupt."""
+    if not can_listen(table.storage):
+        pytest.skip("no wake-up on this database")
+    wake, stop = threading.Event(), threading.Event()
+    listener = Listener(table.storage, ["default"], wake, stop)
+    listener.start()
+    assert wake.wait(10)  # "look once" as it starts listening
+    assert listener._pipe is not None
+    stop.set()
+    listener.interrupt()
+    listener.thread.join(LISTEN_IDLE / 2)
+    assert not listener.thread.is_alive()
+    assert listener._pipe is None  # closed by the thread as it ended
+    listener.interrupt()  # after the thread ended: nothing to write to, no error

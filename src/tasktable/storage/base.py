@@ -252,10 +252,17 @@ class Storage(Protocol):
         for the first time is recorded, and its task inserted only when
         ``enqueue_if_new``. Returns (won, the task inserted)."""
 
-    def listen(self, on_wake: Callable[[str | None], None], stop: threading.Event) -> None:
+    def listen(
+        self,
+        on_wake: Callable[[str | None], None],
+        stop: threading.Event,
+        interrupt: int | None = None,
+    ) -> None:
         """Call ``on_wake(queue or None)`` whenever tasks may have become due, until
         ``stop``; raises when its connection is lost. Only where ``capabilities``
-        say so (``listen_notify`` or ``same_host_wakeup``); see ``wakeup.py``."""
+        say so (``listen_notify`` or ``same_host_wakeup``); see ``wakeup.py``.
+        ``interrupt``: a descriptor that becomes readable when ``stop`` is set, so
+        that a blocking wait ends at once."""
 
     def server_now(self) -> datetime:
         """The database's clock (also a cheap "is it reachable" probe)."""

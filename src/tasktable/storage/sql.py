@@ -587,9 +587,9 @@ class SQLStorage(WorkerSide):
         if queues:
             conn.execute(NOTIFY_SQL, {"queues": sorted(queues)})
 
-    def listen(self, on_wake: WakeFn, stop: threading.Event) -> None:
+    def listen(self, on_wake: WakeFn, stop: threading.Event, interrupt: int | None = None) -> None:
         if self.capabilities.listen_notify:
-            listen_postgres(self.engine, on_wake, stop)
+            listen_postgres(self.engine, on_wake, stop, interrupt)
         elif self.capabilities.same_host_wakeup:
             listen_sqlite(self.engine, on_wake, stop)
         else:

@@ -17,6 +17,8 @@ connection; the caller reconnects with back-off (polling goes on meanwhile).
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,17 +28,28 @@ from sqlalchemy import Engine, text
 CHANNEL = "tasktable"
 NOTIFY_SQL = text("SELECT pg_notify('tasktable', q) FROM unnest(CAST(:queues AS text[])) AS q")
 DATA_VERSION_POLL = 0.002  # seconds between two reads of PRAGMA data_version
-#: Seconds a LISTEN connection waits before looking at ``stop``: a stopping worker waits
-#: up to this long for its listener. 0.5 made every PostgreSQL worker's exit (a burst
-#: run's included) half a second slower; 0.1 doubled an idle worker's CPU (0.5% -> 1.2%
-#: of a core). ``Connection.notifies(timeout=...)`` needs psycopg 3.2.
+#: Seconds a LISTEN connection waits before looking at ``stop`` when nobody can interrupt
+#: its wait (no ``interrupt`` descriptor): a stopping worker waits up to this long for
+#: its listener. 0.5 made every PostgreSQL worker's exit half a second slower; 0.1
+#: doubled an idle worker's CPU (0.5% -> 1.2% of a core).
 LISTEN_TICK = 0.2
+#: With an ``interrupt`` descriptor (the worker's listener has one), a stop ends the
+#: wait at once, and the wait looks at ``stop`` on its own only this often.
+LISTEN_IDLE = 5.0
 
 WakeFn = Callable[[str | None], None]
 
 
-def listen_postgres(engine: Engine, on_wake: WakeFn, stop: threading.Event) -> None:
-    """LISTEN on a connection taken out of the pool for good, until ``stop``."""
+def listen_postgres(
+    engine: Engine, on_wake: WakeFn, stop: threading.Event, interrupt: int | None = None
+) -> None:
+    """LISTEN on a connection taken out of the pool for good, until ``stop``.
+
+    The thread sleeps in ``select()`` on the connection's socket and on
+    ``interrupt`` (the read end of a pipe the stopping worker writes to), then
+    takes what arrived with ``notifies(timeout=0)``, which also returns any
+    notice psycopg kept back while the generator was not running.
+    """
     raw = engine.raw_connection()
     conn: Any = raw.driver_connection  # a psycopg connection
     raw.detach()  # kept by this listener alone; closed, never returned to the pool
@@ -45,15 +58,21 @@ def listen_postgres(engine: Engine, on_wake: WakeFn, stop: threading.Event) -> N
         conn.autocommit = True
         conn.execute(f"LISTEN {CHANNEL}")
         on_wake(None)  # anything enqueued while nobody listened
+        waits = [conn.fileno()] if interrupt is None else [conn.fileno(), interrupt]
+        tick = LISTEN_TICK if interrupt is None else LISTEN_IDLE
         while not stop.is_set():
-            for notice in conn.notifies(timeout=LISTEN_TICK):
+            for notice in conn.notifies(timeout=0):
                 on_wake(notice.payload or None)
+            ready, _, _ = select.select(waits, [], [], tick)
+            if interrupt is not None and interrupt in ready:
+                os.read(interrupt, 64)  # the loop's test of ``stop`` decides
     finally:
         raw.close()
 
 
 def listen_sqlite(engine: Engine, on_wake: WakeFn, stop: threading.Event) -> None:
-    """Poll ``PRAGMA data_version`` on a connection of its own until ``stop``."""
+    """Poll ``PRAGMA data_version`` on a connection of its own until ``stop`` (every
+    ``DATA_VERSION_POLL``: short enough that a stop needs no interrupt)."""
     database = engine.url.database
     assert database is not None
     import sqlite3  # here, not at import: a PostgreSQL or MariaDB worker never loads it

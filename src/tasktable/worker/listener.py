@@ -4,11 +4,16 @@ Chosen from the storage's capabilities (``listen_notify`` on PostgreSQL,
 ``same_host_wakeup`` on SQLite); without either, the claim loop only polls.
 Polling stays on as the fallback in every case: a lost listener connection
 costs latency, never a task. The listener reconnects with capped back-off.
+
+A stopping worker calls ``interrupt()`` after setting ``stop``: it writes to a
+pipe the PostgreSQL listener waits on beside its socket, so the worker's exit
+does not wait for the listener's next tick.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 
@@ -39,9 +44,18 @@ class Listener:
         self.wakes = 0
         self.failures = 0
         self.thread = threading.Thread(target=self.run, name="tasktable-listener", daemon=True)
+        self._pipe: tuple[int, int] | None = None  # (read, write): see interrupt()
+        self._pipe_lock = threading.Lock()
 
     def start(self) -> None:
+        self._pipe = os.pipe()
         self.thread.start()
+
+    def interrupt(self) -> None:
+        """End the listener's wait now (after ``stop`` is set)."""
+        with self._pipe_lock:
+            if self._pipe is not None:
+                os.write(self._pipe[1], b"\0")
 
     def on_wake(self, queue: str | None) -> None:
         if queue is None or not self.queues or queue in self.queues:
@@ -49,10 +63,21 @@ class Listener:
             self.wake.set()
 
     def run(self) -> None:
+        try:
+            self._listen()
+        finally:
+            with self._pipe_lock:
+                if self._pipe is not None:
+                    os.close(self._pipe[0])
+                    os.close(self._pipe[1])
+                    self._pipe = None
+
+    def _listen(self) -> None:
         delay = 0.5
+        interrupt = None if self._pipe is None else self._pipe[0]
         while not self.stop.is_set():
             try:
-                self.storage.listen(self.on_wake, self.stop)
+                self.storage.listen(self.on_wake, self.stop, interrupt)
             except Exception as exc:  # a lost connection: poll meanwhile, then reconnect
                 self.failures += 1
                 log.debug("Wake-up listener lost its connection (%s); polling meanwhile", exc)

@@ -67,7 +67,7 @@ COALESCE = 0.002
 #: pending for any worker (a run longer than the recent ones holds the slots).
 PREFETCH_MAX_WAIT = 1.0
 PREFETCH_PER_SLOT = 20  # the default prefetch limit, per slot
-LISTENER_JOIN = 2.0  # seconds to wait at exit for the wake-up listener (it ticks at 0.2 s)
+LISTENER_JOIN = 2.0  # seconds to wait at exit for the wake-up listener (interrupted at once)
 
 
 def new_worker_id() -> str:
@@ -506,6 +506,7 @@ class Worker:
             self._release_left(task)
         self.stop_event.set()
         if self.listener is not None:  # its connection closed before the worker's row goes
+            self.listener.interrupt()
             self.listener.thread.join(LISTENER_JOIN)
         try:
             self.storage.deregister_worker(self.id)
