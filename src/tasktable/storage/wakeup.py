@@ -18,7 +18,7 @@ connection; the caller reconnects with back-off (polling goes on meanwhile).
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,7 +45,7 @@ def listen_postgres(
 ) -> None:
     """LISTEN on a connection taken out of the pool for good, until ``stop``.
 
-    The thread sleeps in ``select()`` on the connection's socket and on
+    The thread sleeps in a selector (epoll on Linux) on the connection's socket and on
     ``interrupt`` (the read end of a pipe the stopping worker writes to), then
     takes what arrived with ``notifies(timeout=0)``, which also returns any
     notice psycopg kept back while the generator was not running.
@@ -58,14 +58,17 @@ def listen_postgres(
         conn.autocommit = True
         conn.execute(f"LISTEN {CHANNEL}")
         on_wake(None)  # anything enqueued while nobody listened
-        waits = [conn.fileno()] if interrupt is None else [conn.fileno(), interrupt]
         tick = LISTEN_TICK if interrupt is None else LISTEN_IDLE
-        while not stop.is_set():
-            for notice in conn.notifies(timeout=0):
-                on_wake(notice.payload or None)
-            ready, _, _ = select.select(waits, [], [], tick)
-            if interrupt is not None and interrupt in ready:
-                os.read(interrupt, 64)  # the loop's test of ``stop`` decides
+        with selectors.DefaultSelector() as waits:  # epoll/kqueue: no FD_SETSIZE limit
+            waits.register(conn.fileno(), selectors.EVENT_READ)
+            if interrupt is not None:
+                waits.register(interrupt, selectors.EVENT_READ)
+            while not stop.is_set():
+                for notice in conn.notifies(timeout=0):
+                    on_wake(notice.payload or None)
+                for key, _ in waits.select(tick):
+                    if key.fd == interrupt:
+                        os.read(key.fd, 64)  # the loop's test of ``stop`` decides
     finally:
         raw.close()
 
