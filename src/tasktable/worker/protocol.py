@@ -221,7 +221,7 @@ def encode_event(event: Event) -> bytes:
 
 
 def decode_event(raw: bytes) -> Event:
-    data = json.loads(raw)
+    data = json.loads(raw.decode("utf-8"))  # from bytes, loads() first guesses the encoding
     if isinstance(data, list):
         return _event_from_array(data)
     op = data["op"]
@@ -259,7 +259,7 @@ def encode_command(op: str, **fields: Any) -> bytes:
 
 
 def decode_command(raw: bytes) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(raw)
+    data: dict[str, Any] = json.loads(raw.decode("utf-8"))
     return data
 
 
@@ -446,7 +446,7 @@ def _event_from_array(data: list[Any]) -> Event:
 
 def decode_message(raw: bytes) -> list[Any] | dict[str, Any]:
     """A command as the slot process reads it: a ``run`` array, or an object with an ``op``."""
-    data: list[Any] | dict[str, Any] = json.loads(raw)
+    data: list[Any] | dict[str, Any] = json.loads(raw.decode("utf-8"))
     return data
 
 
