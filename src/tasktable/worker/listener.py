@@ -12,6 +12,7 @@ does not wait for the listener's next tick.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -49,13 +50,15 @@ class Listener:
 
     def start(self) -> None:
         self._pipe = os.pipe()
+        os.set_blocking(self._pipe[1], False)  # interrupt() never waits
         self.thread.start()
 
     def interrupt(self) -> None:
         """End the listener's wait now (after ``stop`` is set)."""
         with self._pipe_lock:
             if self._pipe is not None:
-                os.write(self._pipe[1], b"\0")
+                with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
+                    os.write(self._pipe[1], b"\0")
 
     def on_wake(self, queue: str | None) -> None:
         if queue is None or not self.queues or queue in self.queues:
