@@ -30,6 +30,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
+from ..core.status import TaskStatus
 from ..core.task import Message, Task
 from ..storage.base import Outcome, Storage
 from .health import DbHealth
@@ -93,6 +94,19 @@ class Completer:
             self._submitted.append(Ready(task, outcome))
             self._held[task.id] = task
         self.on_submit()
+
+    def give_back(self, tasks: Sequence[Task]) -> None:
+        """Hand in tasks claimed ahead that never started: pending again, as they
+        were, their attempt not charged (written with the next step, as any outcome)."""
+        for task in tasks:
+            outcome = Outcome(
+                status=TaskStatus.PENDING,
+                messages=task.messages,
+                progress=task.progress,
+                action_link=task.action_link,
+                charge_attempt=False,
+            )
+            self.submit(task, outcome)
 
     def take(self) -> list[Ready]:
         """The outcomes handed in since the last take (the caller must settle them)."""

@@ -61,18 +61,6 @@ RELEASE_MESSAGE = "The worker shut down before this task finished; it will run a
 BATCH_MAX = 8
 
 
-def unstarted(task: Task) -> Outcome:
-    """The outcome of a task claimed ahead that never started: pending again, as it
-    was, its attempt not charged."""
-    return Outcome(
-        status=TaskStatus.PENDING,
-        messages=task.messages,
-        progress=task.progress,
-        action_link=task.action_link,
-        charge_attempt=False,
-    )
-
-
 @dataclass
 class Run:
     """One task in one slot: what the slot knows about it while it runs."""
@@ -258,8 +246,7 @@ class Slot:
         with self.pool.lock:
             queued, self.queued = list(self.queued), deque()
             self.pool.forget(queued)
-        for task in queued:
-            self.pool.completer.submit(task, unstarted(task))
+        self.pool.completer.give_back(queued)
 
     def _stop(self, patience: float) -> str:
         how = self.runner.stop_task(patience)

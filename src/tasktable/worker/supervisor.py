@@ -48,7 +48,7 @@ from .listener import Listener, can_listen
 from .maintenance import CANCEL_POLL, CancelWatch, Cleaner, Every, Heartbeat, Rescuer
 from .periodic import RESERVED_PREFIX, SCHEDULER_INTERVAL, Periodic, Scheduler, plan
 from .queues import QueuePlan
-from .slots import RELEASE_MESSAGE, Mode, SlotPool, unstarted
+from .slots import RELEASE_MESSAGE, Mode, SlotPool
 
 if TYPE_CHECKING:
     from ..app import TaskTable
@@ -365,7 +365,7 @@ class Worker:
                     self.health.outage(),
                 )
                 return EXIT_DB_OUTAGE
-            self._give_back(self.pool.unbuffer(older_than=PREFETCH_MAX_WAIT))
+            self.completer.give_back(self.pool.unbuffer(older_than=PREFETCH_MAX_WAIT))
             self.pool.offer(())  # buffered tasks to slots that became free or ready
             idle = self.pool.idle()
             if flowing and len(idle) == 1 and self.size > 1:
@@ -385,9 +385,9 @@ class Worker:
                     continue
                 backoff = 0.5
                 if self.stopping and claimed:
-                    self._give_back(claimed)  # written by the shutdown's flush
+                    self.completer.give_back(claimed)  # written by the shutdown's flush
                     break
-                self._give_back(self.pool.offer(claimed))
+                self.completer.give_back(self.pool.offer(claimed))
                 self.claimed += len(claimed)
                 if not want:
                     continue  # outcomes written; no slot was free to claim for
@@ -414,12 +414,6 @@ class Worker:
         if oldest is None:
             return wait
         return max(0.0, min(wait, PREFETCH_MAX_WAIT - oldest + 0.01))
-
-    def _give_back(self, tasks: Sequence[Task]) -> None:
-        """Claimed ahead but not started: back to pending, the attempt not charged
-        (written with the next step, as any outcome)."""
-        for task in tasks:
-            self.completer.submit(task, unstarted(task))
 
     def _next_wait(self, last: float, poll: float, found: bool, polled: bool) -> float:
         """The poll interval with a wake-up; else short after work, doubling with each
@@ -487,7 +481,7 @@ class Worker:
     # -- shutdown ------------------------------------------------------------------
     def _shutdown(self, code: int) -> None:
         self.stopping = True
-        self._give_back(self.pool.unbuffer())  # claimed ahead: pending again
+        self.completer.give_back(self.pool.unbuffer())  # claimed ahead: pending again
         if code == EXIT_DB_OUTAGE:
             self.completer.stop.set()  # nothing can be written; the rescuers will see to it
             self.release_deadline = time.monotonic()
